@@ -1,0 +1,67 @@
+# Hardened Shop. `make run` serves the shop; `make test` proves it. Both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := .tools/bin/uv
+STACK := deploy/scripts/stack.sh
+RUN_DIR ?= $(CURDIR)/.run
+
+export DATABASE_URL ?= postgres://shop@127.0.0.1:6432/shop
+export DIRECT_DATABASE_URL ?= postgres://shop@127.0.0.1:5432/shop
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
+export RUN_DIR
+
+.PHONY: help install services migrate seed run test lint typecheck pytest format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.synced ## create .venv with the locked dependencies (uv.lock)
+
+services: install ## PgBouncer + PostgreSQL + Redis up, the app's role and database in place
+	@$(STACK) packages
+	@$(STACK) services
+	@$(STACK) pgbouncer-start
+
+migrate: services ## apply migrations directly on PostgreSQL (not through PgBouncer)
+	DATABASE_URL=$(DIRECT_DATABASE_URL) $(PY) manage.py migrate --noinput
+
+seed: migrate ## demo data (idempotent)
+	$(PY) manage.py seed_demo
+
+run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat and the payment provider
+	@mkdir -p $(RUN_DIR)
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "Hardened Shop on http://127.0.0.1:8000  (demo logins: alice / bob / charlie, password demo-password-123)"
+	exec $(VENV)/bin/honcho --no-prefix start -f Procfile 2>/dev/null || exec $(VENV)/bin/honcho start -f Procfile
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install ## mypy with django-stubs
+	$(VENV)/bin/mypy .
+
+pytest: services ## the pytest suite against PostgreSQL through PgBouncer, Redis, Celery
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest ## everything CI runs: lint, type check, tests
+
+clean:
+	-$(STACK) pgbouncer-stop
+	rm -rf $(VENV) .tools .run staticfiles

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+from accounts.services import user_register
+from core.errors import ApplicationError
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer[dict[str, str]]):
+        username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+
+    class OutputSerializer(serializers.Serializer[User]):
+        id = serializers.IntegerField()
+        username = serializers.CharField()
+        email = serializers.EmailField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        user = user_register(**payload.validated_data)
+        return Response(self.OutputSerializer(user).data, status=201)
+
+
+class LogoutApi(APIView):
+    """Blacklist a refresh token so a stolen copy is useless after logout."""
+
+    class InputSerializer(serializers.Serializer[dict[str, str]]):
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={204: None}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            token = RefreshToken(payload.validated_data["refresh"])
+            if token.get("user_id") != str(request.user.pk) and token.get("user_id") != request.user.pk:
+                raise ApplicationError("That refresh token is not yours.", code="invalid_token", status=400)
+            token.blacklist()
+        except TokenError:
+            raise ApplicationError(
+                "The refresh token is invalid or expired.", code="invalid_token", status=400
+            ) from None
+        return Response(status=204)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import User
+from core.errors import ApplicationError
+
+
+class RegistrationRefused(ApplicationError):
+    code = "invalid"
+    status = 400
+    title = "Registration refused."
+
+
+def user_register(*, username: str, email: str, password: str) -> User:
+    errors: dict[str, list[str]] = {}
+    candidate = User(username=username, email=email)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as error:
+        errors["password"] = list(error.messages)
+    if User.objects.filter(username__iexact=username).exists():
+        errors["username"] = ["This username is taken."]
+    if errors:
+        raise RegistrationRefused("Registration refused; see errors.", extra={"errors": errors})
+    try:
+        with transaction.atomic(durable=True):
+            # Double submit: the unique username constraint decides between two simultaneous sign-ups.
+            return User.objects.create_user(username=username, email=email, password=password)
+    except IntegrityError:
+        raise RegistrationRefused(
+            "Registration refused; see errors.", extra={"errors": {"username": ["This username is taken."]}}
+        ) from None

@@ -1,0 +1,116 @@
+"""The one DRF exception handler: every API error leaves as problem+json with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from core.errors import ApplicationError
+from core.infrastructure import classify_database_error
+from core.problems import PROBLEM_CONTENT_TYPE
+
+logger = logging.getLogger(__name__)
+
+_DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
+    drf_exceptions.ParseError: "malformed_request",
+    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.AuthenticationFailed: "authentication_failed",
+    drf_exceptions.PermissionDenied: "permission_denied",
+    drf_exceptions.NotFound: "not_found",
+    drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotAcceptable: "not_acceptable",
+    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
+    drf_exceptions.Throttled: "throttled",
+    drf_exceptions.ValidationError: "invalid",
+}
+
+
+def _problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    retry_after: int | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://hardened-shop.example/problems/{code.replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **(extra or {}),
+    }
+    response = Response(body, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _flatten_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for field, messages in detail.items():
+            if isinstance(messages, dict):
+                for sub_field, sub_messages in _flatten_errors(messages).items():
+                    flat[f"{field}.{sub_field}"] = sub_messages
+            elif isinstance(messages, list) and messages and isinstance(messages[0], dict):
+                for index, item in enumerate(messages):
+                    for sub_field, sub_messages in _flatten_errors(item).items():
+                        flat[f"{field}[{index}].{sub_field}"] = sub_messages
+            elif isinstance(messages, list):
+                flat[field] = [str(message) for message in messages]
+            else:
+                flat[field] = [str(messages)]
+        return flat
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(message) for message in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return _problem(exc.status, exc.code, exc.title, exc.detail, retry_after=exc.retry_after, extra=exc.extra)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, OperationalError | InterfaceError | DatabaseError):
+        unavailable = classify_database_error(exc)
+        if unavailable is None:
+            return None  # a genuine bug: let it surface (and reach Sentry)
+        return _problem(
+            unavailable.status,
+            unavailable.code,
+            unavailable.title,
+            unavailable.detail,
+            retry_after=unavailable.retry_after,
+        )
+    if isinstance(exc, drf_exceptions.APIException):
+        code = _DRF_CODES.get(type(exc), exc.default_code)
+        status = exc.status_code
+        extra: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        if isinstance(exc, drf_exceptions.ValidationError):
+            extra["errors"] = _flatten_errors(exc.detail)
+            detail = "The request has invalid fields; see errors."
+            title = "Invalid request."
+        else:
+            detail = str(exc.detail)
+            title = str(exc.default_detail)
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        retry_after: int | None = None
+        if isinstance(exc, drf_exceptions.Throttled):
+            retry_after = max(1, int(getattr(exc, "wait", None) or 1))
+        return _problem(status, code, title, detail, retry_after=retry_after, extra=extra, headers=headers)
+    return None

@@ -1,0 +1,38 @@
+"""The HTML error path: helpful pages for the web, problem+json for API paths, never a traceback."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from core.middleware import bare_page, wants_problem_json
+from core.problems import problem_response
+
+_PAGES = {
+    400: ("errors/400.html", "bad_request", "Bad request."),
+    403: ("errors/403.html", "permission_denied", "You do not have access to this page."),
+    404: ("errors/404.html", "not_found", "Not found."),
+    500: ("errors/500.html", "server_error", "Something went wrong on our side."),
+}
+
+
+def _error(request: HttpRequest, status: int) -> HttpResponse:
+    template, code, title = _PAGES[status]
+    if wants_problem_json(request):
+        return problem_response(status=status, code=code, title=title)
+    return bare_page(template, title, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(request, 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(request, 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(request, 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _error(request, 500)

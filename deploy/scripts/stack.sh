@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Brings up what the shop needs on this machine: system packages, PostgreSQL, Redis, the app's role and
+# database, and PgBouncer in transaction pooling mode. Every step is idempotent.
+#
+#   stack.sh packages [chromium] [prometheus]   install missing Debian packages (root), or print the command
+#   stack.sh services                           start PostgreSQL and Redis if they are down; create role + db
+#   stack.sh pgbouncer-start | pgbouncer-stop   the shop's PgBouncer on $PGBOUNCER_PORT
+set -euo pipefail
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PG_HOST="${PG_HOST:-127.0.0.1}"
+PG_PORT="${PG_PORT:-5432}"
+PG_SUPERUSER="${PG_SUPERUSER:-postgres}"
+APP_DB_USER="${APP_DB_USER:-shop}"
+APP_DB_NAME="${APP_DB_NAME:-shop}"
+REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+PGBOUNCER_HOST="${PGBOUNCER_HOST:-127.0.0.1}"
+PGBOUNCER_PORT="${PGBOUNCER_PORT:-6432}"
+RUN_DIR="${RUN_DIR:-$ROOT_DIR/.run}/pgbouncer-$PGBOUNCER_PORT"
+
+log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+
+need_packages() {
+  local missing=()
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  for extra in "$@"; do
+    case "$extra" in
+      chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+      prometheus) command -v promtool >/dev/null 2>&1 || missing+=(prometheus) ;;
+      *) log "unknown optional package $extra"; exit 2 ;;
+    esac
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing system packages: ${missing[*]}"
+    log "install them with:  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+  log "installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps Debian from starting its own pgbouncer/prometheus service on our ports.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+}
+
+pg_superuser_psql() {
+  psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_SUPERUSER" "$@"
+}
+
+start_services() {
+  if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
+    if [ "$PG_HOST" = "127.0.0.1" ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+      log "starting PostgreSQL"
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 1; done
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || { log "PostgreSQL is not answering on $PG_HOST:$PG_PORT"; exit 1; }
+  fi
+  if ! redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    if [ "$REDIS_HOST" = "127.0.0.1" ] && command -v redis-server >/dev/null 2>&1; then
+      log "starting Redis"
+      mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+      redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
+        --dir /tmp --logfile /tmp/hardened-shop-redis.log
+    fi
+    for _ in $(seq 1 20); do redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.5; done
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null || { log "Redis is not answering"; exit 1; }
+  fi
+  pg_superuser_psql -d postgres -v app_user="$APP_DB_USER" -v app_db="$APP_DB_NAME" \
+    -f "$ROOT_DIR/deploy/postgres/roles.sql" >/dev/null
+  log "PostgreSQL ($PG_HOST:$PG_PORT, role $APP_DB_USER, database $APP_DB_NAME) and Redis are up"
+}
+
+pgbouncer_bin() { command -v pgbouncer 2>/dev/null || echo /usr/sbin/pgbouncer; }
+
+pgbouncer_start() {
+  if psql -X -q -h "$PGBOUNCER_HOST" -p "$PGBOUNCER_PORT" -U "$APP_DB_USER" -d "$APP_DB_NAME" \
+      -c 'select 1' >/dev/null 2>&1; then
+    log "PgBouncer already answers on $PGBOUNCER_HOST:$PGBOUNCER_PORT"
+    return 0
+  fi
+  mkdir -p "$RUN_DIR"
+  sed -e "s|@PG_HOST@|$PG_HOST|g" -e "s|@PG_PORT@|$PG_PORT|g" \
+      -e "s|@PGBOUNCER_HOST@|$PGBOUNCER_HOST|g" -e "s|@PGBOUNCER_PORT@|$PGBOUNCER_PORT|g" \
+      -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PGBOUNCER_ADMIN_USER@|$APP_DB_USER|g" \
+      -e "s|@PGBOUNCER_MAX_CLIENT_CONN@|${PGBOUNCER_MAX_CLIENT_CONN:-1000}|g" \
+      -e "s|@PGBOUNCER_POOL_SIZE@|${PGBOUNCER_POOL_SIZE:-20}|g" \
+      -e "s|@PGBOUNCER_RESERVE_POOL_SIZE@|${PGBOUNCER_RESERVE_POOL_SIZE:-5}|g" \
+      -e "s|@PGBOUNCER_MAX_DB_CONNECTIONS@|${PGBOUNCER_MAX_DB_CONNECTIONS:-40}|g" \
+      "$ROOT_DIR/deploy/pgbouncer/pgbouncer.ini.template" > "$RUN_DIR/pgbouncer.ini"
+  printf '"%s" ""\n"%s" ""\n' "$APP_DB_USER" "$PG_SUPERUSER" > "$RUN_DIR/userlist.txt"
+  local as_user=()
+  if [ "$(id -u)" -eq 0 ]; then
+    # PgBouncer refuses to run as root.
+    chown -R postgres:postgres "$RUN_DIR"
+    as_user=(-u postgres)
+  fi
+  rm -f "$RUN_DIR/pgbouncer.pid"
+  "$(pgbouncer_bin)" -d "${as_user[@]}" "$RUN_DIR/pgbouncer.ini"
+  for _ in $(seq 1 50); do
+    psql -X -q -h "$PGBOUNCER_HOST" -p "$PGBOUNCER_PORT" -U "$APP_DB_USER" -d "$APP_DB_NAME" \
+      -c 'select 1' >/dev/null 2>&1 && { log "PgBouncer up on $PGBOUNCER_HOST:$PGBOUNCER_PORT (transaction pooling)"; return 0; }
+    sleep 0.2
+  done
+  log "PgBouncer did not come up; see $RUN_DIR/pgbouncer.log"
+  tail -n 20 "$RUN_DIR/pgbouncer.log" >&2 || true
+  exit 1
+}
+
+pgbouncer_stop() {
+  if [ -f "$RUN_DIR/pgbouncer.pid" ]; then
+    kill "$(cat "$RUN_DIR/pgbouncer.pid")" 2>/dev/null || true
+    rm -f "$RUN_DIR/pgbouncer.pid"
+    log "PgBouncer on $PGBOUNCER_PORT stopped"
+  fi
+}
+
+case "${1:-}" in
+  packages) shift; need_packages "$@" ;;
+  services) start_services ;;
+  pgbouncer-start) pgbouncer_start ;;
+  pgbouncer-stop) pgbouncer_stop ;;
+  *) echo "usage: $0 packages [chromium] [prometheus] | services | pgbouncer-start | pgbouncer-stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,120 @@
+"""Idempotency-Key handling (IETF httpapi Idempotency-Key draft), for any POST that creates something.
+
+The outcome decision: only successful responses (2xx) are stored and replayed. A refused request wrote
+nothing, so its key is released: the client may send the same key again once the cause is fixed (stock
+replenished, a typo corrected), and it gets a fresh attempt rather than a replay of an old refusal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.errors import ApplicationError
+from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyMissing(ApplicationError):
+    code = "idempotency_key_missing"
+    status = 400
+    title = "Idempotency-Key header required."
+
+
+class IdempotencyKeyReused(ApplicationError):
+    code = "idempotency_key_reused"
+    status = 422
+    title = "This Idempotency-Key was already used for a different request."
+
+
+class RequestInFlight(ApplicationError):
+    code = "request_in_flight"
+    status = 409
+    title = "A request with this Idempotency-Key is still being processed."
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    record: IdempotencyKey
+    is_replay: bool
+
+
+def check_idempotency_key(raw: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        raise IdempotencyKeyMissing("Send an Idempotency-Key header (1-255 characters) with this request.")
+    key = raw.strip()
+    if len(key) > MAX_KEY_LENGTH:
+        raise IdempotencyKeyMissing(
+            f"Idempotency-Key is {len(key)} characters; the limit is {MAX_KEY_LENGTH}.",
+            code="idempotency_key_invalid",
+        )
+    return key
+
+
+def request_fingerprint(*, method: str, path: str, payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def idempotency_claim(*, user: User, key: str, fingerprint: str) -> IdempotencyClaim:
+    """Claim `key` for this request, or say how to answer a repeat of it."""
+    for _ in range(3):
+        now = timezone.now()
+        try:
+            # Double submit: the key is claimed by a unique insert, not by a read-then-write.
+            with transaction.atomic():
+                record = IdempotencyKey.objects.create(user=user, key=key, fingerprint=fingerprint, locked_at=now)
+            return IdempotencyClaim(record=record, is_replay=False)
+        except IntegrityError:
+            pass
+        record_or_none = IdempotencyKey.objects.filter(user=user, key=key).first()
+        if record_or_none is None:
+            continue  # released between our insert and our read; claim again
+        record = record_or_none
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used with a different payload. Use a new key for a new request."
+            )
+        if record.status == IdempotencyKeyStatus.COMPLETED:
+            return IdempotencyClaim(record=record, is_replay=True)
+        lease_expired = record.locked_at < now - timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_LEASE_S)
+        if lease_expired:
+            # Crashed worker: its claim is taken over by a guarded update, so only one retry wins it.
+            taken = IdempotencyKey.objects.filter(
+                pk=record.pk, status=IdempotencyKeyStatus.IN_FLIGHT, locked_at=record.locked_at
+            ).update(locked_at=now)
+            if taken:
+                record.locked_at = now
+                return IdempotencyClaim(record=record, is_replay=False)
+        raise RequestInFlight("The first request with this key is still running. Retry shortly.", retry_after=1)
+    raise RequestInFlight("The key is being claimed and released concurrently. Retry shortly.", retry_after=1)
+
+
+def idempotency_complete(*, record: IdempotencyKey, status: int, body: str, headers: dict[str, str]) -> None:
+    IdempotencyKey.objects.filter(pk=record.pk).update(
+        status=IdempotencyKeyStatus.COMPLETED,
+        response_status=status,
+        response_body=body,
+        response_headers=headers,
+        completed_at=timezone.now(),
+    )
+
+
+def idempotency_release(*, record: IdempotencyKey) -> None:
+    """Give the key back after a refusal: nothing was written, so the same key may try again."""
+    IdempotencyKey.objects.filter(pk=record.pk, status=IdempotencyKeyStatus.IN_FLIGHT).delete()
+
+
+def idempotency_purge_expired() -> int:
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,153 @@
+"""Order API for customers. Thin: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+import re
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.auth import request_user
+from core.errors import PreconditionFailed, PreconditionRequired
+from core.pagination import CursorPagination
+from idempotency.services import (
+    check_idempotency_key,
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_release,
+    request_fingerprint,
+)
+from orders.models import Order, OrderStatus
+from orders.selectors import order_get_for_customer, order_list_for_customer
+from orders.serializers import OrderCreateInputSerializer, OrderOutputSerializer, OrderUpdateInputSerializer
+from orders.services import order_cancel, order_place, order_update_details
+
+_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+
+
+def parse_if_match(header: str | None) -> int:
+    if not header:
+        raise PreconditionRequired("Send If-Match with the ETag from your last GET of this order.")
+    match = _ETAG.match(header.strip())
+    if match is None:
+        raise PreconditionFailed("If-Match does not hold an ETag of this order.")
+    return int(match.group(1))
+
+
+def _order_json(order: Order) -> bytes:
+    return JSONRenderer().render(OrderOutputSerializer(order).data)
+
+
+def _order_response(order: Order, *, status: int = 200) -> Response:
+    return Response(OrderOutputSerializer(order).data, status=status, headers={"ETag": order.etag})
+
+
+class OrderPagination(CursorPagination):
+    ordering = "-id"
+
+
+class OrderListCreateApi(APIView):
+    class FilterSerializer(serializers.Serializer[dict[str, str]]):
+        status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=OrderStatus.values)],
+        responses=OrderOutputSerializer(many=True),
+        tags=["orders"],
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        orders = order_list_for_customer(customer=request_user(request), status=filters.validated_data.get("status"))
+        paginator = OrderPagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=OrderCreateInputSerializer,
+        responses={201: OrderOutputSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=True,
+                description=("1-255 characters, one per intended order; kept 24 hours (see the API description)."),
+            )
+        ],
+        tags=["orders"],
+    )
+    def post(self, request: Request) -> HttpResponse:
+        key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+        fingerprint = request_fingerprint(method="POST", path=request.path, payload=request.data)
+        claim = idempotency_claim(user=request_user(request), key=key, fingerprint=fingerprint)
+        if claim.is_replay:
+            # Double submit / client retry: the first answer again, byte for byte.
+            replay = HttpResponse(
+                claim.record.response_body,
+                status=claim.record.response_status or 201,
+                content_type="application/json",
+            )
+            for name, value in claim.record.response_headers.items():
+                replay[name] = value
+            replay["Idempotent-Replayed"] = "true"
+            return replay
+        try:
+            payload = OrderCreateInputSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            placement = order_place(
+                customer=request_user(request),
+                lines=payload.line_requests(),
+                shipping_address=payload.shipping(),
+                note=payload.validated_data["note"],
+                idempotency_key=key,
+            )
+        except BaseException:
+            # Refused or crashed: nothing was written, so the key is free for a corrected retry.
+            idempotency_release(record=claim.record)
+            raise
+        body = _order_json(placement.order)
+        headers = {"ETag": placement.order.etag, "Location": f"/api/v1/orders/{placement.order.pk}/"}
+        idempotency_complete(record=claim.record, status=201, body=body.decode(), headers=headers)
+        response = HttpResponse(body, status=201, content_type="application/json")
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(responses=OrderOutputSerializer, tags=["orders"])
+    def get(self, request: Request, order_id: int) -> Response:
+        return _order_response(order_get_for_customer(customer=request_user(request), order_id=order_id))
+
+    @extend_schema(
+        request=OrderUpdateInputSerializer,
+        responses=OrderOutputSerializer,
+        parameters=[OpenApiParameter("If-Match", str, location=OpenApiParameter.HEADER, required=True)],
+        tags=["orders"],
+    )
+    def patch(self, request: Request, order_id: int) -> Response:
+        order = order_get_for_customer(customer=request_user(request), order_id=order_id)
+        expected_version = parse_if_match(request.headers.get("If-Match"))
+        payload = OrderUpdateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        updated = order_update_details(
+            order=order,
+            expected_version=expected_version,
+            shipping_address=payload.shipping(),
+            note=payload.validated_data.get("note"),
+        )
+        return _order_response(order_get_for_customer(customer=request_user(request), order_id=updated.pk))
+
+
+class OrderCancelApi(APIView):
+    @extend_schema(request=None, responses=OrderOutputSerializer, tags=["orders"])
+    def post(self, request: Request, order_id: int) -> Response:
+        order = order_get_for_customer(customer=request_user(request), order_id=order_id)
+        order_cancel(order=order)
+        return _order_response(order_get_for_customer(customer=request_user(request), order_id=order.pk))

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from orders.models import Order, OrderLine
+from orders.services import LineRequest, ShippingAddress
+
+
+class ShippingAddressSerializer(serializers.Serializer[dict[str, str]]):
+    name = serializers.CharField(max_length=200)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20)
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$", max_length=2, error_messages={"invalid": "Use a 2-letter ISO code."}
+    )
+
+    def to_address(self, data: dict[str, str]) -> ShippingAddress:
+        return ShippingAddress(**data)
+
+
+class OrderLineInputSerializer(serializers.Serializer[dict[str, int]]):
+    product_id = serializers.IntegerField(min_value=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY_PER_LINE)
+
+
+class OrderCreateInputSerializer(serializers.Serializer[dict[str, Any]]):
+    # Mass assignment: only these fields are read; status, total, customer, version in the body are ignored.
+    lines = OrderLineInputSerializer(many=True, allow_empty=False, max_length=settings.ORDER_MAX_LINES)  # type: ignore[call-arg]
+    shipping_address = ShippingAddressSerializer()
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    def line_requests(self) -> list[LineRequest]:
+        return [LineRequest(**line) for line in self.validated_data["lines"]]
+
+    def shipping(self) -> ShippingAddress:
+        return ShippingAddress(**self.validated_data["shipping_address"])
+
+
+class OrderUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
+    # Mass assignment: shipping address and note are the only editable fields.
+    shipping_address = ShippingAddressSerializer(required=False)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+    def shipping(self) -> ShippingAddress | None:
+        data = self.validated_data.get("shipping_address")
+        return ShippingAddress(**data) if data is not None else None
+
+
+class OrderLineOutputSerializer(serializers.ModelSerializer[OrderLine]):
+    product_id = serializers.IntegerField()
+
+    class Meta:
+        model = OrderLine
+        fields = ["product_id", "sku", "name", "quantity", "unit_price", "line_total"]
+        read_only_fields = fields
+
+
+class OrderOutputSerializer(serializers.ModelSerializer[Order]):
+    lines = OrderLineOutputSerializer(many=True)
+    shipping_address = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "number",
+            "status",
+            "lines",
+            "total",
+            "currency",
+            "shipping_address",
+            "note",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_shipping_address(self, order: Order) -> dict[str, str]:
+        return order.shipping_address

@@ -1,0 +1,309 @@
+"""Order write use cases. Each public function owns one durable transaction; side effects run after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from core.errors import ApplicationError, Conflict, InsufficientStock, PreconditionFailed
+from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
+from shop.models import Product
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ShippingAddress:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+
+
+@dataclass(frozen=True)
+class OrderPlacement:
+    order: Order
+    created: bool
+
+
+class InvalidOrder(ApplicationError):
+    code = "invalid"
+    status = 400
+    title = "Invalid order."
+
+
+def check_order_lines(lines: Sequence[LineRequest]) -> list[LineRequest]:
+    """Validate line shape and caps before any lock is taken; collect every problem, raise once."""
+    errors: dict[str, list[str]] = {}
+    if not lines:
+        errors["lines"] = ["An order needs at least one line."]
+    if len(lines) > settings.ORDER_MAX_LINES:
+        errors["lines"] = [f"An order has at most {settings.ORDER_MAX_LINES} lines."]
+    merged: dict[int, int] = {}
+    for index, line in enumerate(lines):
+        if not 1 <= line.quantity <= settings.ORDER_MAX_QUANTITY_PER_LINE:
+            errors[f"lines[{index}].quantity"] = [
+                f"Quantity must be between 1 and {settings.ORDER_MAX_QUANTITY_PER_LINE}."
+            ]
+        merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
+    if errors:
+        raise InvalidOrder("The order has invalid lines; see errors.", extra={"errors": errors})
+    return [LineRequest(product_id=pid, quantity=qty) for pid, qty in merged.items()]
+
+
+def _set_local_lock_timeout() -> None:
+    # Lock pile-up: wait at most ORDER_LOCK_TIMEOUT_MS for a product row, then answer 409 busy (not 500).
+    # SET LOCAL (via set_config(..., true)) dies with the transaction, so it is safe through PgBouncer.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.ORDER_LOCK_TIMEOUT_MS}ms"])
+
+
+def _route_to_centre(country: str) -> FulfilmentCentre | None:
+    centres = list(FulfilmentCentre.objects.only("id", "country_codes", "is_default"))
+    for centre in centres:
+        if country.upper() in centre.country_codes.upper().split():
+            return centre
+    return next((centre for centre in centres if centre.is_default), None)
+
+
+def do_order_create(
+    *,
+    customer: User,
+    lines: Sequence[LineRequest],
+    shipping_address: ShippingAddress,
+    note: str,
+    idempotency_key: str,
+) -> Order:
+    """Lock stock, re-check it, write the order and its lines, decrement stock. Call inside a transaction."""
+    assert connection.in_atomic_block, "do_order_create must run inside the caller's transaction"
+    _set_local_lock_timeout()
+    product_ids = sorted(line.product_id for line in lines)
+    # Two buyers, one unit: rows are locked in primary-key order (no deadlock between opposite carts), and
+    # availability is re-checked inside the lock, never trusted from an earlier read.
+    products = {
+        product.pk: product
+        for product in Product.objects.select_for_update(of=("self",))
+        .filter(pk__in=product_ids)
+        .order_by("pk")
+        .only("id", "sku", "name", "price", "currency", "is_active", "stock_on_hand")
+    }
+    unknown = [pid for pid in product_ids if pid not in products or not products[pid].is_active]
+    if unknown:
+        raise InvalidOrder(
+            "Some products do not exist or are no longer sold.",
+            code="unknown_product",
+            extra={
+                "errors": {"lines": [f"Unknown product {pid}." for pid in unknown]},
+                "product_ids": unknown,
+            },
+        )
+    short = [
+        {
+            "product_id": line.product_id,
+            "requested": line.quantity,
+            "available": products[line.product_id].stock_on_hand,
+        }
+        for line in lines
+        if products[line.product_id].stock_on_hand < line.quantity
+    ]
+    if short:
+        raise InsufficientStock("Not enough stock for some items.", extra={"items": short})
+    if any(product.currency != settings.SHOP_CURRENCY for product in products.values()):
+        raise InvalidOrder("All products in one order must share the shop currency.", code="mixed_currency")
+
+    order_lines = [
+        OrderLine(
+            product_id=line.product_id,
+            sku=products[line.product_id].sku,
+            name=products[line.product_id].name,
+            unit_price=products[line.product_id].price,
+            quantity=line.quantity,
+            line_total=products[line.product_id].price * line.quantity,
+        )
+        for line in sorted(lines, key=lambda line: line.product_id)
+    ]
+    order = Order.objects.create(
+        customer=customer,
+        fulfilment_centre=_route_to_centre(shipping_address.country),
+        currency=settings.SHOP_CURRENCY,
+        total=sum((line.line_total for line in order_lines), Decimal("0.00")),
+        idempotency_key=idempotency_key,
+        shipping_name=shipping_address.name,
+        shipping_line1=shipping_address.line1,
+        shipping_line2=shipping_address.line2,
+        shipping_city=shipping_address.city,
+        shipping_postal_code=shipping_address.postal_code,
+        shipping_country=shipping_address.country.upper(),
+        note=note,
+    )
+    order.number = f"SO-{order.pk:06d}"
+    Order.objects.filter(pk=order.pk).update(number=order.number)
+    for order_line in order_lines:
+        order_line.order = order
+    OrderLine.objects.bulk_create(order_lines)
+    for line in order_lines:
+        # Overselling: the CHECK (stock_on_hand >= 0) constraint backs this decrement up in the database.
+        Product.objects.filter(pk=line.product_id).update(stock_on_hand=F("stock_on_hand") - line.quantity)
+
+    from payments.services import payment_record_for_order
+
+    # Lost payment work: the payment row is written in this transaction; the task is only a nudge.
+    payment_record_for_order(order=order)
+    return order
+
+
+def _is_idempotency_violation(error: IntegrityError) -> bool:
+    return "order_one_per_idempotency_key" in str(error)
+
+
+def order_place(
+    *,
+    customer: User,
+    lines: Sequence[LineRequest],
+    shipping_address: ShippingAddress,
+    note: str = "",
+    idempotency_key: str,
+) -> OrderPlacement:
+    """Place an order in one transaction. Placing the same key twice returns the first order."""
+    checked_lines = check_order_lines(lines)
+    existing = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return OrderPlacement(order=existing, created=False)
+    try:
+        with transaction.atomic(durable=True):
+            order = do_order_create(
+                customer=customer,
+                lines=checked_lines,
+                shipping_address=shipping_address,
+                note=note,
+                idempotency_key=idempotency_key,
+            )
+            _enqueue_payment_after_commit(order.pk)
+    except IntegrityError as error:
+        if not _is_idempotency_violation(error):
+            raise
+        # Double submit: a concurrent twin committed first; its order is this request's answer too.
+        return OrderPlacement(
+            order=Order.objects.get(customer=customer, idempotency_key=idempotency_key), created=False
+        )
+    logger.info("order placed", extra={"order_id": order.pk, "customer_id": customer.pk})
+    return OrderPlacement(order=order, created=True)
+
+
+def _enqueue_payment_after_commit(order_id: int) -> None:
+    from payments.tasks import payment_capture_enqueue
+
+    # Phantom work: the task is sent only once the order is committed, so a worker never sees a missing row.
+    transaction.on_commit(lambda: payment_capture_enqueue(order_id))
+
+
+def order_update_details(
+    *,
+    order: Order,
+    expected_version: int,
+    shipping_address: ShippingAddress | None = None,
+    note: str | None = None,
+) -> Order:
+    """Edit shipping address and note, but only from the version the client read (optimistic locking)."""
+    changes: dict[str, object] = {}
+    if shipping_address is not None:
+        changes.update(
+            shipping_name=shipping_address.name,
+            shipping_line1=shipping_address.line1,
+            shipping_line2=shipping_address.line2,
+            shipping_city=shipping_address.city,
+            shipping_postal_code=shipping_address.postal_code,
+            shipping_country=shipping_address.country.upper(),
+        )
+    if note is not None:
+        changes["note"] = note
+    with transaction.atomic(durable=True):
+        # Lost update: the write only lands if nobody changed the order since the client read it.
+        updated = Order.objects.filter(
+            pk=order.pk, version=expected_version, status=OrderStatus.PENDING_PAYMENT
+        ).update(**changes, version=F("version") + 1, updated_at=timezone.now())
+        current = Order.objects.get(pk=order.pk)
+    if updated:
+        return current
+    if current.status != OrderStatus.PENDING_PAYMENT:
+        raise Conflict(
+            f"Order {current.number} is {current.get_status_display().lower()} and can no longer be edited.",
+            code="not_editable",
+        )
+    raise PreconditionFailed(
+        f"Order {current.number} changed since you read it (you had version {expected_version}, "
+        f"it is now version {current.version}).",
+        extra={"current_version": current.version},
+    )
+
+
+def order_cancel(*, order: Order) -> Order:
+    """Cancel an order and return its stock exactly once. Cancelling a cancelled order is a no-op."""
+    with transaction.atomic(durable=True):
+        _set_local_lock_timeout()
+        locked = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
+        if locked.status == OrderStatus.CANCELLED:
+            return locked  # Double cancel: the stock went back the first time; nothing more to do.
+        if locked.status not in {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID}:
+            raise Conflict(
+                f"Order {locked.number} is {locked.get_status_display().lower()} and cannot be cancelled.",
+                code="not_cancellable",
+            )
+        was_paid = locked.status == OrderStatus.PAID
+        # Guarded transition: only from the state we locked; the payment task uses the same guard.
+        Order.objects.filter(pk=locked.pk, status=locked.status).update(
+            status=OrderStatus.CANCELLED,
+            version=F("version") + 1,
+            cancelled_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        for line in OrderLine.objects.filter(order=locked).order_by("product_id").only("product_id", "quantity"):
+            Product.objects.filter(pk=line.product_id).update(stock_on_hand=F("stock_on_hand") + line.quantity)
+        if was_paid:
+            from payments.tasks import payment_refund_enqueue
+
+            transaction.on_commit(lambda: payment_refund_enqueue(locked.pk))
+        cancelled = Order.objects.get(pk=locked.pk)
+    logger.info("order cancelled", extra={"order_id": cancelled.pk, "was_paid": was_paid})
+    return cancelled
+
+
+def order_transition(*, order_id: int, from_status: OrderStatus, to_status: OrderStatus) -> bool:
+    """Move an order between states only if it is still in `from_status`. Returns whether it moved.
+
+    Must be called inside the caller's transaction when other writes depend on it.
+    """
+    extra: dict[str, object] = {}
+    if to_status == OrderStatus.PAID:
+        extra["paid_at"] = timezone.now()
+    # Guarded transition: a duplicated task or a racing cancel cannot move an order twice.
+    moved = Order.objects.filter(pk=order_id, status=from_status).update(
+        status=to_status, version=F("version") + 1, updated_at=timezone.now(), **extra
+    )
+    return moved == 1
+
+
+def order_fulfil(*, order: Order) -> Order:
+    with transaction.atomic(durable=True):
+        if not order_transition(order_id=order.pk, from_status=OrderStatus.PAID, to_status=OrderStatus.FULFILLED):
+            current = Order.objects.get(pk=order.pk)
+            raise Conflict(
+                f"Order {current.number} is {current.status}; only paid orders ship.", code="not_fulfillable"
+            )
+    return Order.objects.get(pk=order.pk)

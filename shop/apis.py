@@ -1,0 +1,68 @@
+"""Catalog API: anonymous read access, opted into per view (the default is authenticated)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.pagination import CursorPagination
+from shop.selectors import category_list, product_get, product_list
+from shop.serializers import CategoryOutputSerializer, ProductOutputSerializer
+
+
+class CategoryPagination(CursorPagination):
+    ordering = "slug"
+
+
+class ProductPagination(CursorPagination):
+    ordering = "id"
+
+
+class CategoryListApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=CategoryOutputSerializer(many=True), tags=["catalog"])
+    def get(self, request: Request) -> Response:
+        paginator = CategoryPagination()
+        page = paginator.paginate_queryset(category_list(), request, view=self)
+        return paginator.get_paginated_response(CategoryOutputSerializer(page, many=True).data)
+
+
+class ProductListApi(APIView):
+    permission_classes = [AllowAny]
+
+    class FilterSerializer(serializers.Serializer[dict[str, str]]):
+        category = serializers.SlugField(required=False, allow_blank=True, max_length=100)
+        q = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("category", str, description="Category slug"),
+            OpenApiParameter("q", str, description="Text search in the product name, or an exact SKU"),
+            OpenApiParameter("page_size", int, description="1-100, default 20"),
+        ],
+        responses=ProductOutputSerializer(many=True),
+        tags=["catalog"],
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        products = product_list(
+            category_slug=filters.validated_data.get("category") or None,
+            search=filters.validated_data.get("q") or None,
+        )
+        paginator = ProductPagination()
+        page = paginator.paginate_queryset(products, request, view=self)
+        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+
+
+class ProductDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=ProductOutputSerializer, tags=["catalog"])
+    def get(self, request: Request, product_id: int) -> Response:
+        return Response(ProductOutputSerializer(product_get(product_id=product_id)).data)
