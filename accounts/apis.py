@@ -17,33 +17,33 @@ from core.errors import ApplicationError
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class RegisterInputSerializer(serializers.Serializer[dict[str, str]]):
         username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
-    class OutputSerializer(serializers.Serializer[User]):
+    class RegisteredUserSerializer(serializers.Serializer[User]):
         id = serializers.IntegerField()
         username = serializers.CharField()
         email = serializers.EmailField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, tags=["auth"])
+    @extend_schema(request=RegisterInputSerializer, responses={201: RegisteredUserSerializer}, tags=["auth"])
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.RegisterInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         user = user_register(**payload.validated_data)
-        return Response(self.OutputSerializer(user).data, status=201)
+        return Response(self.RegisteredUserSerializer(user).data, status=201)
 
 
 class LogoutApi(APIView):
     """Blacklist a refresh token so a stolen copy is useless after logout."""
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class LogoutInputSerializer(serializers.Serializer[dict[str, str]]):
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={204: None}, tags=["auth"])
+    @extend_schema(request=LogoutInputSerializer, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.LogoutInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
             token = RefreshToken(payload.validated_data["refresh"])
