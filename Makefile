@@ -44,7 +44,7 @@ run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat 
 	@mkdir -p $(RUN_DIR)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Hardened Shop on http://127.0.0.1:8000  (demo logins: alice / bob / charlie, password demo-password-123)"
-	exec $(VENV)/bin/honcho --no-prefix start -f Procfile 2>/dev/null || exec $(VENV)/bin/honcho start -f Procfile
+	exec $(VENV)/bin/honcho start -f Procfile
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
