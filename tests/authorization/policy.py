@@ -1,0 +1,193 @@
+"""THE AUTHORIZATION POLICY TABLE: who may do what on every route of the project.
+
+Every URL pattern (web pages, API, admin, health) must have a row here. `test_route_coverage.py` walks the URL
+resolver and fails for any route without a row, so an endpoint nobody thought about cannot ship.
+`test_matrix.py` then calls every row, for every method and every actor, and checks the status; for denied
+cells it also checks that the body leaks none of the owner's data and that the database did not change.
+
+HOW TO ADD YOUR ROUTE (one row, next to its neighbours):
+
+    "orders:detail": Route(                    # key: "namespace:name" (or the route string if unnamed)
+        obj="order",                           # which demo object fills the URL kwargs (see OBJECTS below)
+        access={
+            "GET": cells(anonymous=302, owner=200, other_customer=404, staff_without_grant=404,
+                         staff_with_grant=404),
+            "POST": owner_only(anonymous=302),  # shorthands below: everyone(), signed_in(), owner_only(), ...
+        },
+        body={"POST": lambda scene: {"note": "hello"}},   # optional: form data (web) / JSON (API) per method
+    ),
+
+Actors (the matrix builds them fresh for every cell; see `tests/authorization/scene.py`):
+    anonymous            not signed in
+    owner                alice, a customer who owns the object (her order, her cart item)
+    other_customer       bob, another customer, with his own orders
+    staff_without_grant  is_staff, but granted only OTHER objects (Rotterdam centre, Coffee category)
+    staff_with_grant     is_staff, granted the object (Berlin centre via the "Fulfilment Berlin" group,
+                         Tea category directly)
+
+Objects (`obj`): "order" (alice's order, routed to Berlin, pending_payment), "paid_order" (alice's paid
+order, Berlin), "product" (a Tea product), "category" (Tea), "cart_item" (an item in alice's cart),
+"centre" (Berlin). URL kwargs named `pk`, `id`, `*_id` get the object's pk; `slug` gets its slug; any other
+kwarg name is read as an attribute of the object.
+
+Rules of thumb the rows follow (see docs/patterns/04-authorization.md):
+  * Deny by default. Web pages redirect anonymous users to the login page (302); API answers 401.
+  * Someone else's object answers 404, never 403: ids cannot be probed.
+  * A customer on a staff route gets 403 (the section is closed to them, no object is looked up);
+    staff without the object grant get 404 (the object is outside their scoped queryset).
+  * Statuses are exact. If the honest answer depends on the request body, give the row a body that makes
+    the allowed actor succeed.
+Actions are their own routes (`orders/<id>/cancel/`), so every (route, method) pair is one decision.
+Glob keys (`"admin:*"`) cover a whole family; `sample` names the concrete route the matrix calls for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+ANONYMOUS = "anonymous"
+OWNER = "owner"
+OTHER_CUSTOMER = "other_customer"
+STAFF_WITHOUT_GRANT = "staff_without_grant"
+STAFF_WITH_GRANT = "staff_with_grant"
+ACTORS = (ANONYMOUS, OWNER, OTHER_CUSTOMER, STAFF_WITHOUT_GRANT, STAFF_WITH_GRANT)
+
+# Web pages send anonymous users to the login page; the API answers 401 with problem+json.
+WEB_LOGIN = 302
+API_LOGIN = 401
+
+Cells = dict[str, int]
+Builder = Callable[[Any], dict[str, Any]]
+
+
+def cells(*, anonymous: int, owner: int, other_customer: int, staff_without_grant: int, staff_with_grant: int) -> Cells:
+    """The expected status for each actor, spelled out."""
+    return {
+        ANONYMOUS: anonymous,
+        OWNER: owner,
+        OTHER_CUSTOMER: other_customer,
+        STAFF_WITHOUT_GRANT: staff_without_grant,
+        STAFF_WITH_GRANT: staff_with_grant,
+    }
+
+
+def everyone(status: int) -> Cells:
+    """Public: every actor, signed in or not, gets the same answer."""
+    return dict.fromkeys(ACTORS, status)
+
+
+def signed_in(status: int, *, anonymous: int) -> Cells:
+    """Any signed-in user (each sees only their own data), anonymous users are sent to log in."""
+    return {**dict.fromkeys(ACTORS, status), ANONYMOUS: anonymous}
+
+
+def owner_only(status: int = 200, *, anonymous: int) -> Cells:
+    """The owner's object: everyone else gets 404, as if it did not exist (ids cannot be probed)."""
+    return cells(anonymous=anonymous, owner=status, other_customer=404, staff_without_grant=404, staff_with_grant=404)
+
+
+def granted_staff_only(status: int = 200, *, anonymous: int) -> Cells:
+    """A staff route on a guarded object: customers 403 (not staff), staff without the grant 404."""
+    return cells(anonymous=anonymous, owner=403, other_customer=403, staff_without_grant=404, staff_with_grant=status)
+
+
+def staff_only(status: int = 200, *, anonymous: int) -> Cells:
+    """A staff route without an object (lists scoped to grants): customers 403, every staff member allowed."""
+    return cells(
+        anonymous=anonymous, owner=403, other_customer=403, staff_without_grant=status, staff_with_grant=status
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    access: Mapping[str, Cells]  # HTTP method -> actor -> expected status
+    obj: str | None = None  # the demo object that fills the URL kwargs
+    body: Mapping[str, Builder] = field(default_factory=dict)  # method -> payload builder(scene)
+    headers: Mapping[str, Builder] = field(default_factory=dict)  # method -> extra headers builder(scene)
+    sample: str | None = None  # glob rows: the concrete route name the matrix calls
+    note: str = ""
+
+
+def _order_payload(scene: Any) -> dict[str, Any]:
+    return {
+        "lines": [{"product_id": scene.product.pk, "quantity": 1}],
+        "shipping_address": {
+            "name": "Matrix Buyer",
+            "line1": "1 Matrix St",
+            "line2": "",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": "DE",
+        },
+        "note": "",
+    }
+
+
+ADMIN = Route(
+    sample="admin:index",
+    access={"GET": cells(anonymous=302, owner=302, other_customer=302, staff_without_grant=200, staff_with_grant=200)},
+    note="staff only via Django admin (admin_view): anonymous users and customers are redirected to log in; "
+    "model permissions decide each changelist; guardian object grants are managed there",
+)
+
+POLICY: dict[str, Route] = {
+    # --- Health and operations --------------------------------------------------------------------------
+    "healthz": Route(access={"GET": everyone(200)}, note="liveness, touches nothing"),
+    "readyz": Route(access={"GET": everyone(200)}, note="readiness: names failed dependencies, no data"),
+    # --- API: accounts (anonymous by design: you cannot sign in while signed in) -------------------------
+    "api:register": Route(
+        access={"POST": everyone(201)},
+        body={"POST": lambda scene: {"username": "newcomer", "email": "n@example.com", "password": "Sturdy-pass-42"}},
+    ),
+    "api:token": Route(
+        access={"POST": everyone(200)},
+        body={"POST": lambda scene: {"username": scene.owner.username, "password": scene.password}},
+    ),
+    "api:token-refresh": Route(
+        access={"POST": everyone(200)},
+        body={"POST": lambda scene: {"refresh": scene.owner_refresh}},
+    ),
+    "api:logout": Route(
+        # Only the token's own user may blacklist it; someone else's refresh token is refused.
+        access={
+            "POST": cells(anonymous=401, owner=204, other_customer=400, staff_without_grant=400, staff_with_grant=400)
+        },
+        body={"POST": lambda scene: {"refresh": scene.owner_refresh}},
+    ),
+    # --- API: catalog (public reads) ---------------------------------------------------------------------
+    "api:categories": Route(access={"GET": everyone(200)}),
+    "api:products": Route(access={"GET": everyone(200)}),
+    "api:product": Route(obj="product", access={"GET": everyone(200)}),
+    # --- API: the caller's own orders --------------------------------------------------------------------
+    "api:orders": Route(
+        access={"GET": signed_in(200, anonymous=API_LOGIN), "POST": signed_in(201, anonymous=API_LOGIN)},
+        body={"POST": _order_payload},
+        headers={"POST": lambda scene: {"Idempotency-Key": "matrix-1"}},
+    ),
+    "api:order": Route(
+        obj="order",
+        access={"GET": owner_only(anonymous=API_LOGIN), "PATCH": owner_only(anonymous=API_LOGIN)},
+        body={"PATCH": lambda scene: {"note": "changed by the matrix"}},
+        headers={"PATCH": lambda scene: {"If-Match": scene.order.etag}},
+    ),
+    "api:order-cancel": Route(obj="order", access={"POST": owner_only(anonymous=API_LOGIN)}),
+    # --- API: documentation ------------------------------------------------------------------------------
+    "api:schema": Route(access={"GET": everyone(200)}),
+    "api:docs": Route(access={"GET": everyone(200)}),
+    # --- Django admin: one rule for the whole site (named and unnamed admin routes) ----------------------
+    "admin:*": ADMIN,
+    "admin/*": ADMIN,
+}
+
+
+def policy_for(key: str) -> Route | None:
+    """The row for a route key: an exact row first, else the first glob row that matches."""
+    if key in POLICY:
+        return POLICY[key]
+    for pattern, route in POLICY.items():
+        if "*" in pattern and fnmatchcase(key, pattern):
+            return route
+    return None
