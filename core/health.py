@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -11,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 
+@login_not_required  # Deny by default is on: probes are anonymous by design.
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -42,6 +44,7 @@ CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
+@login_not_required
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
