@@ -14,7 +14,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
 export RUN_DIR
 
-.PHONY: help install services migrate seed run test lint typecheck pytest format clean
+.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,7 +44,9 @@ run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat 
 	@mkdir -p $(RUN_DIR)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Hardened Shop on http://127.0.0.1:8000  (demo logins: alice / bob / charlie, password demo-password-123)"
-	exec $(VENV)/bin/honcho start -f Procfile
+	@# Metrics across processes: web workers and Celery children count into one emptied directory.
+	@rm -rf $(RUN_DIR)/prometheus && mkdir -p $(RUN_DIR)/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(RUN_DIR)/prometheus exec $(VENV)/bin/honcho start -f Procfile
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
@@ -58,9 +60,15 @@ typecheck: install ## mypy with django-stubs
 	$(VENV)/bin/mypy .
 
 pytest: services ## the pytest suite against PostgreSQL through PgBouncer, Redis, Celery
+	@$(STACK) packages chromium prometheus
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest ## everything CI runs: lint, type check, tests
+alert-rules: ## promtool: check the Prometheus config and unit-test the alert rules (deploy/observability/)
+	@$(STACK) packages prometheus
+	promtool check config deploy/observability/prometheus.yml
+	promtool test rules deploy/observability/tests/alerts_test.yml
+
+test: lint typecheck alert-rules pytest ## everything CI runs: lint, type check, alert rules, tests
 
 clean:
 	-$(STACK) pgbouncer-stop

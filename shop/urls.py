@@ -1,3 +1,12 @@
+from django.urls import path
+
+from shop import views
+
 app_name = "shop"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("search/", views.search, name="search"),
+    path("c/<slug:slug>/", views.category_detail, name="category"),
+    path("p/<slug:slug>/", views.product_detail, name="product"),
+]

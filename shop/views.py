@@ -1,0 +1,81 @@
+"""Catalog pages: home, category, search, product. Thin: call a selector, render a template."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from cart.forms import AddToCartForm
+from cart.selectors import cart_get
+from core.auth import request_user
+from core.errors import NotFound
+from shop.selectors import category_get, category_list, product_get, product_list
+from shop.web import new_form_token, paginate
+
+PRODUCTS_PER_PAGE = 12
+FEATURED_COUNT = 8
+MAX_SEARCH_LENGTH = 100
+
+
+@login_not_required  # Public catalog: opted out of deny-by-default (LoginRequiredMiddleware).
+def home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "shop/home.html",
+        {"categories": category_list(), "featured": product_list()[:FEATURED_COUNT]},
+    )
+
+
+@login_not_required
+def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        category = category_get(slug=slug)
+    except NotFound:
+        raise Http404("No such category.") from None
+    page = paginate(request, product_list(category_slug=category.slug), per_page=PRODUCTS_PER_PAGE)
+    return render(
+        request,
+        "shop/product_list.html",
+        {"category": category, "categories": category_list(), "page": page, "heading": category.name},
+    )
+
+
+@login_not_required
+def search(request: HttpRequest) -> HttpResponse:
+    # Bad input: an absurdly long query is cut, not sent to the database as is.
+    query = request.GET.get("q", "").strip()[:MAX_SEARCH_LENGTH]
+    page = paginate(request, product_list(search=query), per_page=PRODUCTS_PER_PAGE) if query else None
+    return render(
+        request,
+        "shop/product_list.html",
+        {
+            "query": query,
+            "categories": category_list(),
+            "page": page,
+            "heading": f"Results for “{query}”" if query else "Search",
+        },
+    )
+
+
+@login_not_required
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        product = product_get(slug=slug)
+    except NotFound:
+        raise Http404("No such product.") from None
+    in_cart = 0
+    if request.user.is_authenticated:
+        in_cart = cart_get(user=request_user(request)).quantity_of(product.pk)
+    form = AddToCartForm(initial={"quantity": 1, "form_token": new_form_token()})
+    return render(
+        request,
+        "shop/product_detail.html",
+        {
+            "product": product,
+            "form": form,
+            "in_cart": in_cart,
+            "max_quantity": min(settings.ORDER_MAX_QUANTITY_PER_LINE, max(product.stock_on_hand, 1)),
+        },
+    )

@@ -1,0 +1,45 @@
+"""Small helpers shared by the storefront's HTML views (shop, cart, orders, accounts)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+
+from core.errors import ApplicationError
+
+
+def new_form_token() -> str:
+    """A fresh key for one rendered write form (checkout, add to cart): 128 random bits."""
+    return secrets.token_urlsafe(16)
+
+
+def paginate(request: HttpRequest, queryset: QuerySet[Any], *, per_page: int) -> Page[Any]:
+    # Bad input: ?page=abc or ?page=99999 lands on a real page (first or last) instead of an error.
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+
+
+def render_refusal(
+    request: HttpRequest, error: ApplicationError, *, back_url: str | None = None, back_label: str = "Go back"
+) -> HttpResponse:
+    """A refusal the customer can act on, in the shop's layout, with the error's HTTP status. Never a 500."""
+    response = render(
+        request,
+        "errors/refusal.html",
+        {"error": error, "back_url": back_url, "back_label": back_label},
+        status=error.status,
+    )
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def see_other(url: str) -> HttpResponseRedirect:
+    """Post/Redirect/Get with 303: a reload of the next page never re-sends the form."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
