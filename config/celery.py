@@ -1,4 +1,10 @@
-"""The Celery app. Settings come from Django settings (CELERY_*)."""
+"""The Celery app. Settings come from Django settings (CELERY_*); the beat schedule lives here.
+
+Celery done right (the settings are in config/settings.py, each with the failure it prevents):
+late acks + reject on worker lost (a crashed worker's task goes back to the queue), prefetch 1 (a slow task
+does not hold others hostage), hard and soft time limits, retries with backoff on the tasks themselves,
+tasks that take ids and are idempotent, and enqueued with transaction.on_commit.
+"""
 
 from __future__ import annotations
 
@@ -11,3 +17,32 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("hardened_shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _every(setting: str, default: float) -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, setting, default))
+
+
+app.conf.beat_schedule = {
+    # Stuck orders: re-drive pending payments, abandon very old ones, repair orphans (payments/services.py).
+    "payments-reconcile": {
+        "task": "payments.tasks.payments_reconcile_task",
+        "schedule": _every("PAYMENT_RECONCILE_EVERY_S", 30),
+        # A run that could not start within one interval is dropped: the next one does the same work.
+        "options": {"expires": _every("PAYMENT_RECONCILE_EVERY_S", 30)},
+    },
+    # Expired Idempotency-Key rows (kept IDEMPOTENCY_KEY_RETENTION_HOURS, at least 24 h).
+    "idempotency-purge": {
+        "task": "idempotency.tasks.idempotency_purge_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    # Silent corruption: audit the data invariants; results go to /metrics and Sentry (observability/).
+    "invariants-check": {
+        "task": "observability.tasks.invariants_check_task",
+        "schedule": _every("INVARIANT_CHECK_INTERVAL_S", 300),
+        "options": {"expires": _every("INVARIANT_CHECK_INTERVAL_S", 300)},
+    },
+}

@@ -1,4 +1,12 @@
-"""gunicorn settings. Numbers come from the connection budget in docs/patterns/03-capacity.md."""
+"""gunicorn settings. Numbers come from the connection budget in docs/patterns/03-capacity.md.
+
+Budget: workers x threads = 3 x 4 = 12 request threads per instance, each holding at most one client
+connection to PgBouncer; plus Celery concurrency 2 = 14 clients, within PgBouncer's default_pool_size 20.
+Raise workers or threads only together with the pool sizes in deploy/pgbouncer/pgbouncer.ini.template.
+
+SIGTERM (a deploy, `docker stop`, Ctrl-C under honcho) drains: the arbiter stops accepting, every worker
+finishes its in-flight requests for up to graceful_timeout, then exits. Only SIGINT/SIGQUIT stop at once.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +17,23 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-# Hung request: a worker silent for this long is killed and replaced (statement_timeout fires well before).
+# Hung request: a worker silent for this long is killed and replaced. Everything below it fires first:
+# PgBouncer query_wait_timeout 5 s, statement_timeout 5 s, lock_timeout 3 s, Redis 0.5 s, connect 3 s.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # SIGTERM: in-flight requests get this long to finish before the worker is stopped.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-keepalive = 5
+# Idle keep-alive connections are closed after this, so they do not pin threads (behind a proxy: above its own).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Slow leaks: workers are recycled, with jitter so they do not all restart at once.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
 # Slowloris-style abuse: cap header sizes and the request line.
 limit_request_line = 8190
 limit_request_fields = 100
+limit_request_field_size = 8190
 backlog = 2048
+# Heartbeat files on tmpfs: a worker blocked on a slow disk is not mistaken for a hung one.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = None  # the app logs every request itself as one JSON line
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -6,6 +6,7 @@ mode, which refuses to start without a real SECRET_KEY and ALLOWED_HOSTS and tur
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -137,13 +138,16 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 0.5, minimum=0.05)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Redis down: a cache outage is a cache miss (the catalog still serves), never an exception.
+        "BACKEND": "core.infrastructure.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "shop"),
         # Redis down: a cache call gives up in half a second instead of hanging the request.
         "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S},
     }
 }
+# Redis down: sessions live in PostgreSQL, so signed-in customers stay signed in when Redis is not there.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -259,6 +263,35 @@ PAYMENT_ABANDON_AFTER_S = env_int("PAYMENT_ABANDON_AFTER_S", 24 * 3600, minimum=
 
 PAYMENT_PROVIDER_URL = env_str("PAYMENT_PROVIDER_URL", "http://127.0.0.1:8100")
 PAYMENT_PROVIDER_TIMEOUT_S = env_float("PAYMENT_PROVIDER_TIMEOUT_S", 3.0, minimum=0.1)
+PAYMENT_PROVIDER_CONNECT_TIMEOUT_S = env_float("PAYMENT_PROVIDER_CONNECT_TIMEOUT_S", 1.0, minimum=0.1)
+# Transient errors: idempotent provider calls are tried this often, with full-jitter exponential backoff.
+PAYMENT_PROVIDER_MAX_ATTEMPTS = env_int("PAYMENT_PROVIDER_MAX_ATTEMPTS", 3, minimum=1)
+PAYMENT_PROVIDER_RETRY_BASE_S = env_float("PAYMENT_PROVIDER_RETRY_BASE_S", 0.2, minimum=0.0)
+PAYMENT_PROVIDER_RETRY_CAP_S = env_float("PAYMENT_PROVIDER_RETRY_CAP_S", 2.0, minimum=0.0)
+# Provider down: after this many failed calls in a row the breaker opens for the cool-down (payments/breaker.py).
+PAYMENT_BREAKER_NAME = env_str("PAYMENT_BREAKER_NAME", "payment-provider")
+PAYMENT_BREAKER_THRESHOLD = env_int("PAYMENT_BREAKER_THRESHOLD", 5, minimum=1)
+PAYMENT_BREAKER_COOLDOWN_S = env_float("PAYMENT_BREAKER_COOLDOWN_S", 30.0, minimum=0.1)
+PAYMENT_BREAKER_PROBE_LEASE_S = env_float("PAYMENT_BREAKER_PROBE_LEASE_S", 15.0, minimum=0.1)
+# The reconciliation job (payments_reconcile_task) runs this often under Celery beat.
+PAYMENT_RECONCILE_EVERY_S = env_int("PAYMENT_RECONCILE_EVERY_S", 30, minimum=1)
+
+# --- Rate limits (core/throttling.py; docs/patterns/03-capacity.md has the table) ----------------------------
+# Abuse: counted per IP and per user/username in Redis. Under test the limits are out of the way (every test
+# client is 127.0.0.1); the throttling tests set their own small rates.
+_UNLIMITED = "1000000/min"
+THROTTLE_RATES = {
+    "login_ip": env_str("THROTTLE_LOGIN_RATE", _UNLIMITED if TESTING else "20/min"),
+    "login_username": env_str("THROTTLE_LOGIN_USERNAME_RATE", _UNLIMITED if TESTING else "10/min"),
+    "register_ip": env_str("THROTTLE_REGISTER_RATE", _UNLIMITED if TESTING else "10/hour"),
+    "write_user": env_str("THROTTLE_USER_RATE", _UNLIMITED if TESTING else "30/min"),
+    "write_ip": env_str("THROTTLE_IP_RATE", _UNLIMITED if TESTING else "300/min"),
+}
+for _scope, _rate in THROTTLE_RATES.items():
+    if not re.fullmatch(r"[1-9]\d*/(sec|s|min|m|hour|h|day|d)", _rate):
+        raise ImproperlyConfigured(f"throttle rate {_scope}={_rate!r} is not like '30/min'")
+# Behind N reverse proxies the client address is the N-th entry from the right of X-Forwarded-For.
+THROTTLE_TRUSTED_PROXIES = env_int("THROTTLE_TRUSTED_PROXIES", 0, minimum=0)
 
 # --- Request limits -----------------------------------------------------------------------------------------
 # Resource exhaustion: a 10 MB body is refused before it is parsed.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -111,6 +112,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers["WWW-Authenticate"] = auth_header
         retry_after: int | None = None
         if isinstance(exc, drf_exceptions.Throttled):
-            retry_after = max(1, int(getattr(exc, "wait", None) or 1))
+            # Retry-After is whole seconds, rounded up: a client that waits that long is inside the next window.
+            retry_after = max(1, math.ceil(getattr(exc, "wait", None) or 1))
         return _problem(status, code, title, detail, retry_after=retry_after, extra=extra, headers=headers)
     return None

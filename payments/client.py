@@ -1,16 +1,45 @@
-"""The shop's client for the payment provider. Every call has a timeout and carries an idempotency key."""
+"""The shop's client for the payment provider: timeouts, retries on idempotent calls, a shared circuit breaker.
+
+Three layers, innermost first:
+1. Every HTTP call has a connect and a read timeout (a hung provider cannot hold a worker).
+2. A call that is safe to repeat (GET, or a POST carrying an Idempotency-Key the provider honours) is retried
+   a few times with exponential backoff and full jitter. A POST without a key is tried once: repeating it could
+   charge twice.
+3. The circuit breaker (payments/breaker.py), shared by every worker through Redis, stops calling a provider
+   that keeps failing; callers get `CircuitOpen` at once and the order waits in pending_payment for the
+   re-drive job.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from django.conf import settings
 
+from payments.breaker import provider_breaker
+
+logger = logging.getLogger(__name__)
+
+# Answers that mean "not now" rather than "no": worth another try later.
+_RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
 
 class ProviderUnavailable(Exception):
     """The provider did not give a final answer (timeout, connection error, 5xx): safe to retry later."""
+
+
+class CircuitOpen(ProviderUnavailable):
+    """The breaker is open: the provider was not called at all. The re-drive job tries again later."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"circuit open, next probe in {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
 
 
 class ProviderDeclined(Exception):
@@ -23,27 +52,66 @@ class Charge:
     status: str
 
 
-def _client() -> httpx.Client:
-    timeout = settings.PAYMENT_PROVIDER_TIMEOUT_S
+def backoff_delay(attempt: int) -> float:
+    """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2**attempt)].
+
+    Thundering herd: without jitter every worker that failed together retries together.
+    """
+    ceiling = min(settings.PAYMENT_PROVIDER_RETRY_CAP_S, settings.PAYMENT_PROVIDER_RETRY_BASE_S * 2**attempt)
+    return random.uniform(0, ceiling)
+
+
+def _http_client() -> httpx.Client:
     # Hung dependency: connect and read both give up, so a slow provider cannot hold a worker forever.
     return httpx.Client(
-        base_url=settings.PAYMENT_PROVIDER_URL, timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0))
+        base_url=settings.PAYMENT_PROVIDER_URL,
+        timeout=httpx.Timeout(
+            settings.PAYMENT_PROVIDER_TIMEOUT_S,
+            connect=settings.PAYMENT_PROVIDER_CONNECT_TIMEOUT_S,
+        ),
     )
 
 
-def _post(path: str, *, idempotency_key: str, body: dict[str, object]) -> httpx.Response:
-    try:
-        with _client() as client:
-            response = client.post(path, json=body, headers={"Idempotency-Key": idempotency_key})
-    except httpx.HTTPError as error:
-        raise ProviderUnavailable(f"{type(error).__name__}: {error}") from error
-    if response.status_code >= 500:
-        raise ProviderUnavailable(f"provider answered {response.status_code}")
-    return response
+def provider_request(
+    method: str,
+    path: str,
+    *,
+    idempotency_key: str | None = None,
+    body: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One logical call to the provider, through the breaker, with retries when it is safe to repeat."""
+    # Double charge: only a call the provider can recognise as a repeat is retried.
+    idempotent = method in {"GET", "HEAD"} or idempotency_key is not None
+    attempts = settings.PAYMENT_PROVIDER_MAX_ATTEMPTS if idempotent else 1
+    breaker = provider_breaker()
+    decision = breaker.before_call()
+    if not decision.allowed:
+        # Provider known to be down: fail fast instead of paying a timeout per order.
+        raise CircuitOpen(decision.retry_after_s)
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    failure = "no attempt made"
+    with _http_client() as client:
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(backoff_delay(attempt))
+            try:
+                response = client.request(method, path, json=body, params=params, headers=headers)
+            except httpx.HTTPError as error:
+                failure = f"{type(error).__name__}: {error}"
+                continue
+            if response.status_code not in _RETRYABLE_STATUSES:
+                breaker.record_success()  # a final answer, even a 4xx, means the provider is up
+                return response
+            failure = f"provider answered {response.status_code}"
+    breaker.record_failure()
+    logger.warning("payment provider call failed", extra={"path": path, "attempts": attempts, "error": failure})
+    raise ProviderUnavailable(failure)
 
 
 def provider_charge(*, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> Charge:
-    response = _post(
+    response = provider_request(
+        "POST",
         "/v1/charges",
         idempotency_key=idempotency_key,
         body={"amount": str(amount), "currency": currency, "reference": reference},
@@ -56,8 +124,19 @@ def provider_charge(*, idempotency_key: str, amount: Decimal, currency: str, ref
     return Charge(charge_id=data["id"], status=data["status"])
 
 
+def provider_charge_lookup(*, idempotency_key: str) -> Charge | None:
+    """Ask the provider whether this key ever produced a charge (None: it never did)."""
+    response = provider_request("GET", "/v1/charges", params={"idempotency_key": idempotency_key})
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise ProviderUnavailable(f"unexpected provider answer {response.status_code}")
+    data = response.json()
+    return Charge(charge_id=data["id"], status=data["status"])
+
+
 def provider_refund(*, idempotency_key: str, charge_id: str) -> str:
-    response = _post("/v1/refunds", idempotency_key=idempotency_key, body={"charge_id": charge_id})
+    response = provider_request("POST", "/v1/refunds", idempotency_key=idempotency_key, body={"charge_id": charge_id})
     if response.status_code not in (200, 201):
         raise ProviderUnavailable(f"unexpected provider answer {response.status_code}")
     refund_id: str = response.json()["id"]

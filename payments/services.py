@@ -1,11 +1,29 @@
-"""Payment bookkeeping. The provider is called by tasks, outside any database transaction."""
+"""Payment bookkeeping and reconciliation. The provider is called outside any database transaction.
+
+No order is ever charged twice, by three independent guards:
+1. the provider call carries the payment's idempotency key, so the provider answers a repeat with the first
+   charge instead of a new one;
+2. every state change is a guarded update (`WHERE status = <expected>`), so a duplicated or redelivered task
+   cannot move a payment or an order twice;
+3. capture skips a payment that is no longer pending before it calls the provider at all.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 
-from orders.models import Order
-from payments.models import Payment
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import ApplicationError
+from orders.models import Order, OrderStatus
+from payments.models import Payment, PaymentStatus
+
+logger = logging.getLogger(__name__)
 
 
 def payment_idempotency_key(order: Order) -> str:
@@ -27,22 +45,19 @@ def payment_record_for_order(*, order: Order) -> Payment:
 def payment_capture(*, order_id: int) -> str:
     """Charge the provider for a pending order and move it to paid or payment_failed. Idempotent.
 
-    Runs outside any transaction while calling the provider; each state change is a guarded update.
-    Returns what happened, for logs and tests.
+    Returns what happened, for logs and tests: captured, already_captured, refunded_after_cancel, declined,
+    deferred (circuit open: the re-drive job retries), skipped (already settled) or missing (no such order).
+    Raises ProviderUnavailable when the provider gave no final answer (the task retries with backoff).
     """
-    from django.db.models import F
-
-    from orders.models import OrderStatus
-    from orders.services import order_transition
-    from payments.client import ProviderDeclined, provider_charge
-    from payments.models import PaymentStatus
+    from payments.client import CircuitOpen, ProviderDeclined, ProviderUnavailable, provider_charge
 
     payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
     if payment is None:
         return "missing"  # a task for an order that never committed (or a purged test database)
     if payment.order.status != OrderStatus.PENDING_PAYMENT or payment.status != PaymentStatus.PENDING:
         return "skipped"  # Redelivered task: the order already settled; never charge again.
-    Payment.objects.filter(pk=payment.pk).update(attempts=F("attempts") + 1)
+    # Stuck order: updated_at marks the last attempt; the re-drive job waits PAYMENT_REDRIVE_AFTER_S from it.
+    Payment.objects.filter(pk=payment.pk).update(attempts=F("attempts") + 1, updated_at=timezone.now())
     try:
         charge = provider_charge(
             idempotency_key=payment.idempotency_key,
@@ -50,36 +65,195 @@ def payment_capture(*, order_id: int) -> str:
             currency=payment.currency,
             reference=payment.order.number or str(order_id),
         )
+    except CircuitOpen:
+        return "deferred"  # Provider known down: the order waits in pending_payment; nothing was sent.
     except ProviderDeclined:
-        with transaction.atomic(durable=True):
-            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
-                status=PaymentStatus.FAILED, last_error="declined"
-            )
-            order_transition(
-                order_id=order_id,
-                from_status=OrderStatus.PENDING_PAYMENT,
-                to_status=OrderStatus.PAYMENT_FAILED,
-            )
+        _settle_declined(payment=payment)
         return "declined"
+    except ProviderUnavailable as error:
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(last_error=str(error)[:500])
+        raise
+    return payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+
+
+def _settle_declined(*, payment: Payment) -> None:
+    from orders.services import order_transition
+
     with transaction.atomic(durable=True):
         Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
-            status=PaymentStatus.CAPTURED, provider_reference=charge.charge_id, last_error=""
+            status=PaymentStatus.FAILED, last_error="declined", updated_at=timezone.now()
         )
-        moved = order_transition(order_id=order_id, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID)
-    if not moved:
-        # Cancel raced the charge and won: the money goes back to the customer.
-        payment_refund(order_id=order_id)
-        return "refunded_after_cancel"
-    return "captured"
+        order_transition(
+            order_id=payment.order_id,
+            from_status=OrderStatus.PENDING_PAYMENT,
+            to_status=OrderStatus.PAYMENT_FAILED,
+        )
+
+
+def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
+    """Record a charge the provider confirmed, and move the order to paid if it is still waiting.
+
+    The order row is locked, so this serialises with `order_cancel`: either the cancel saw a paid order
+    (and refunds it), or this sees a cancelled order (and refunds it here). Never both, never neither.
+    """
+    from orders.services import order_transition
+
+    with transaction.atomic(durable=True):
+        order_status = (
+            Order.objects.select_for_update(of=("self",)).values_list("status", flat=True).get(pk=payment.order_id)
+        )
+        # Money was taken: record it whatever the order's state (an already refunded payment stays refunded).
+        Payment.objects.filter(pk=payment.pk, status__in=[PaymentStatus.PENDING, PaymentStatus.FAILED]).update(
+            status=PaymentStatus.CAPTURED, provider_reference=charge_id, last_error="", updated_at=timezone.now()
+        )
+        if order_status == OrderStatus.PENDING_PAYMENT:
+            order_transition(
+                order_id=payment.order_id, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID
+            )
+            return "captured"
+    if order_status in {OrderStatus.PAID, OrderStatus.FULFILLED}:
+        # Duplicate task: both calls got the same charge back (same key); the first one settled it.
+        return "already_captured"
+    # Cancel raced the charge and won (or the order was abandoned): the money goes back to the customer.
+    payment_refund(order_id=payment.order_id)
+    return "refunded_after_cancel"
 
 
 def payment_refund(*, order_id: int) -> str:
+    """Refund a captured payment. Idempotent: the refund carries its own key, and the update is guarded."""
     from payments.client import provider_refund
-    from payments.models import PaymentStatus
 
     payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.CAPTURED:
         return "nothing_to_refund"
     provider_refund(idempotency_key=f"{payment.idempotency_key}-refund", charge_id=payment.provider_reference)
-    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CAPTURED).update(status=PaymentStatus.REFUNDED)
+    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CAPTURED).update(
+        status=PaymentStatus.REFUNDED, updated_at=timezone.now()
+    )
     return "refunded"
+
+
+# --- Reconciliation --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation run found and repaired. Logged as one line; returned for tests."""
+
+    payments_created: int = 0
+    redriven: int = 0
+    redrive_held_by_breaker: int = 0
+    abandoned: int = 0
+    settled_from_provider: int = 0
+    declined_at_provider: int = 0
+    undecided: int = 0
+    refunds_enqueued: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def payment_reconcile(*, now: datetime | None = None, batch_size: int = 200) -> ReconcileReport:
+    """Find and repair what a crash, a broker outage or a provider outage left behind.
+
+    The rule for orders stuck in pending_payment (see docs/patterns/03-capacity.md):
+    - older than PAYMENT_REDRIVE_AFTER_S since the last attempt: send the capture task again (re-drive).
+      While the breaker is open and cooling down nothing is sent; once the cool-down is over, one order is
+      sent as the probe, and the rest follow on the next run after the probe closed the circuit.
+    - older than PAYMENT_ABANDON_AFTER_S since it was placed: ask the provider whether the payment's key was
+      ever charged. Charged: settle it as paid. Declined: payment_failed. Never charged: cancel the order,
+      which releases its stock. No answer (provider down): leave it for the next run, because cancelling an
+      order the customer may have paid for is worse than holding stock a little longer.
+    - a pending_payment order without a payment row (data written around `order_place`): create the row.
+    - a captured payment on a cancelled order (a refund task that was lost): send the refund again.
+    """
+    now = now or timezone.now()
+    report = ReconcileReport()
+    _create_missing_payments(report, batch_size)
+    _abandon_or_settle_old_orders(report, now, batch_size)
+    _redrive_stuck_payments(report, now, batch_size)
+    _refund_captured_on_cancelled(report, batch_size)
+    logger.info("payment reconciliation", extra=report.as_dict())
+    return report
+
+
+def _create_missing_payments(report: ReconcileReport, batch_size: int) -> None:
+    orphans = Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, payment__isnull=True).order_by("pk")
+    for order in orphans.only("pk", "total", "currency")[:batch_size]:
+        try:
+            with transaction.atomic():
+                payment_record_for_order(order=order)
+        except IntegrityError:
+            continue  # Race: order_place or another run wrote it first; one row per order is the guarantee.
+        report.payments_created += 1
+
+
+def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
+    from orders.services import order_cancel
+    from payments.client import ProviderUnavailable, provider_charge_lookup
+
+    cutoff = now - timedelta(seconds=settings.PAYMENT_ABANDON_AFTER_S)
+    stale = (
+        Payment.objects.select_related("order")
+        .filter(status=PaymentStatus.PENDING, order__status=OrderStatus.PENDING_PAYMENT, order__created_at__lt=cutoff)
+        .order_by("order__created_at")
+    )
+    for payment in stale[:batch_size]:
+        try:
+            charge = provider_charge_lookup(idempotency_key=payment.idempotency_key)
+        except ProviderUnavailable:
+            report.undecided += 1  # includes CircuitOpen: no answer, no guess
+            continue
+        if charge is not None and charge.status == "succeeded":
+            payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+            report.settled_from_provider += 1
+        elif charge is not None:
+            _settle_declined(payment=payment)
+            report.declined_at_provider += 1
+        else:
+            try:
+                # A capture that lands after the lookup still ends consistent: settle sees the cancelled
+                # order and refunds, or this cancel sees a paid order and order_cancel refunds it.
+                order_cancel(order=payment.order)  # returns the stock exactly once
+            except ApplicationError:
+                report.undecided += 1  # busy, or no longer cancellable: the next run looks again
+                continue
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+                status=PaymentStatus.FAILED, last_error="abandoned: never charged", updated_at=timezone.now()
+            )
+            report.abandoned += 1
+
+
+def _redrive_stuck_payments(report: ReconcileReport, now: datetime, batch_size: int) -> None:
+    from payments.breaker import CLOSED, provider_breaker
+    from payments.tasks import payment_capture_enqueue
+
+    stuck = Payment.objects.filter(
+        status=PaymentStatus.PENDING,
+        order__status=OrderStatus.PENDING_PAYMENT,
+        updated_at__lt=now - timedelta(seconds=settings.PAYMENT_REDRIVE_AFTER_S),
+    )
+    breaker = provider_breaker()
+    if not breaker.cooldown_elapsed():
+        # Provider known down: re-sending now would only be refused by the breaker.
+        report.redrive_held_by_breaker = stuck.count()
+        return
+    # Half-open: one order goes first as the probe; the others wait for the circuit to close.
+    limit = batch_size if breaker.state() == CLOSED else 1
+    order_ids = list(stuck.order_by("updated_at").values_list("order_id", flat=True)[:limit])
+    # Duplicate work: touch the rows so the next run does not send these again before REDRIVE_AFTER.
+    Payment.objects.filter(order_id__in=order_ids, status=PaymentStatus.PENDING).update(updated_at=timezone.now())
+    for order_id in order_ids:
+        payment_capture_enqueue(order_id)
+    report.redriven = len(order_ids)
+    if limit == 1:
+        report.redrive_held_by_breaker = stuck.count()  # the probe's rows were touched, so they are not counted
+
+
+def _refund_captured_on_cancelled(report: ReconcileReport, batch_size: int) -> None:
+    from payments.tasks import payment_refund_enqueue
+
+    unrefunded = Payment.objects.filter(status=PaymentStatus.CAPTURED, order__status=OrderStatus.CANCELLED)
+    for order_id in unrefunded.order_by("pk").values_list("order_id", flat=True)[:batch_size]:
+        payment_refund_enqueue(order_id)
+        report.refunds_enqueued += 1

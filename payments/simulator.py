@@ -7,6 +7,7 @@ Run: `python -m payments.simulator --port 8100`. Controls (POST /_control, JSON)
     outage        every call answers 503 (the provider is down)
     decline_rate  this fraction of new charges are declined (402), a final answer
 GET /_stats shows how many charges each idempotency key produced, so tests can prove "charged exactly once".
+GET /v1/charges?idempotency_key=K answers the charge that key produced, or 404 when it never charged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 class ProviderState:
@@ -83,15 +85,39 @@ class ProviderHandler(BaseHTTPRequestHandler):
         data: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
         return data
 
+    def _misbehave(self) -> bool:
+        """Apply the configured latency, outage and error rate. True when the call was already answered."""
+        with STATE.lock:
+            STATE.requests += 1
+            latency_ms, error_rate, outage = STATE.latency_ms, STATE.error_rate, STATE.outage
+        if latency_ms:
+            time.sleep(latency_ms / 1000)
+        if outage:
+            self._send(503, {"error": "provider unavailable"})
+            return True
+        if error_rate and random.random() < error_rate:
+            self._send(500, {"error": "internal provider error"})
+            return True
+        return False
+
     def do_GET(self) -> None:
-        if self.path == "/healthz":
+        url = urlsplit(self.path)
+        if url.path == "/healthz":
             self._send(200, {"status": "ok"})
-        elif self.path == "/_stats":
+        elif url.path == "/_stats":
             with STATE.lock:
                 per_key = {key: charge["times_charged"] for key, charge in STATE.charges_by_key.items()}
                 self._send(200, {**STATE.snapshot(), "charges_per_key": per_key})
-        elif self.path.startswith("/v1/charges/"):
-            charge = STATE.charges_by_id.get(self.path.rsplit("/", 1)[-1])
+        elif self._misbehave():
+            return
+        elif url.path == "/v1/charges":
+            # Lookup by the shop's idempotency key: "did this key ever charge?" (the reconciliation job asks).
+            key = parse_qs(url.query).get("idempotency_key", [""])[0]
+            with STATE.lock:
+                found = STATE.charges_by_key.get(key)
+            self._send(200, found) if found else self._send(404, {"error": "no charge for this key"})
+        elif url.path.startswith("/v1/charges/"):
+            charge = STATE.charges_by_id.get(url.path.rsplit("/", 1)[-1])
             self._send(200, charge) if charge else self._send(404, {"error": "no such charge"})
         else:
             self._send(404, {"error": "not found"})
@@ -100,22 +126,14 @@ class ProviderHandler(BaseHTTPRequestHandler):
         if self.path == "/_control":
             self._send(200, STATE.control(self._json()))
             return
-        with STATE.lock:
-            STATE.requests += 1
-            latency_ms, error_rate, outage = STATE.latency_ms, STATE.error_rate, STATE.outage
-        if latency_ms:
-            time.sleep(latency_ms / 1000)
-        if outage:
-            self._send(503, {"error": "provider unavailable"})
-            return
-        if error_rate and random.random() < error_rate:
-            self._send(500, {"error": "internal provider error"})
+        # Read the body first: an unread body would corrupt the next request on this keep-alive connection.
+        body = self._json()
+        if self._misbehave():
             return
         key = self.headers.get("Idempotency-Key")
         if not key:
             self._send(400, {"error": "Idempotency-Key header required"})
             return
-        body = self._json()
         if self.path == "/v1/charges":
             self._charge(key, body)
         elif self.path == "/v1/refunds":

@@ -4,7 +4,11 @@
 #
 #   stack.sh packages [chromium] [prometheus]   install missing Debian packages (root), or print the command
 #   stack.sh services                           start PostgreSQL and Redis if they are down; create role + db
+#   stack.sh role                               (re)apply deploy/postgres/roles.sql for $APP_DB_USER
 #   stack.sh pgbouncer-start | pgbouncer-stop   the shop's PgBouncer on $PGBOUNCER_PORT
+#
+# A private PgBouncer (fault tests) is the same template on another port and run directory:
+#   PGBOUNCER_PORT=16432 RUN_DIR=/tmp/x APP_DB_USER=... APP_DB_NAME=... stack.sh pgbouncer-start
 set -euo pipefail
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -51,6 +55,13 @@ pg_superuser_psql() {
   psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_SUPERUSER" "$@"
 }
 
+apply_role() {
+  pg_superuser_psql -d postgres -v app_user="$APP_DB_USER" -v app_db="$APP_DB_NAME" \
+    -v statement_timeout="${PG_STATEMENT_TIMEOUT:-5s}" -v lock_timeout="${PG_LOCK_TIMEOUT:-3s}" \
+    -v idle_in_transaction_timeout="${PG_IDLE_IN_TRANSACTION_TIMEOUT:-30s}" \
+    -f "$ROOT_DIR/deploy/postgres/roles.sql" >/dev/null
+}
+
 start_services() {
   if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
     if [ "$PG_HOST" = "127.0.0.1" ] && command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -70,8 +81,7 @@ start_services() {
     for _ in $(seq 1 20); do redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.5; done
     redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null || { log "Redis is not answering"; exit 1; }
   fi
-  pg_superuser_psql -d postgres -v app_user="$APP_DB_USER" -v app_db="$APP_DB_NAME" \
-    -f "$ROOT_DIR/deploy/postgres/roles.sql" >/dev/null
+  apply_role
   log "PostgreSQL ($PG_HOST:$PG_PORT, role $APP_DB_USER, database $APP_DB_NAME) and Redis are up"
 }
 
@@ -90,7 +100,9 @@ pgbouncer_start() {
       -e "s|@PGBOUNCER_MAX_CLIENT_CONN@|${PGBOUNCER_MAX_CLIENT_CONN:-1000}|g" \
       -e "s|@PGBOUNCER_POOL_SIZE@|${PGBOUNCER_POOL_SIZE:-20}|g" \
       -e "s|@PGBOUNCER_RESERVE_POOL_SIZE@|${PGBOUNCER_RESERVE_POOL_SIZE:-5}|g" \
-      -e "s|@PGBOUNCER_MAX_DB_CONNECTIONS@|${PGBOUNCER_MAX_DB_CONNECTIONS:-40}|g" \
+      -e "s|@PGBOUNCER_MAX_DB_CONNECTIONS@|${PGBOUNCER_MAX_DB_CONNECTIONS:-25}|g" \
+      -e "s|@PGBOUNCER_MAX_USER_CONNECTIONS@|${PGBOUNCER_MAX_USER_CONNECTIONS:-75}|g" \
+      -e "s|@PGBOUNCER_QUERY_WAIT_TIMEOUT@|${PGBOUNCER_QUERY_WAIT_TIMEOUT:-5}|g" \
       "$ROOT_DIR/deploy/pgbouncer/pgbouncer.ini.template" > "$RUN_DIR/pgbouncer.ini"
   printf '"%s" ""\n"%s" ""\n' "$APP_DB_USER" "$PG_SUPERUSER" > "$RUN_DIR/userlist.txt"
   local as_user=()
@@ -113,7 +125,11 @@ pgbouncer_start() {
 
 pgbouncer_stop() {
   if [ -f "$RUN_DIR/pgbouncer.pid" ]; then
-    kill "$(cat "$RUN_DIR/pgbouncer.pid")" 2>/dev/null || true
+    local pid
+    pid="$(cat "$RUN_DIR/pgbouncer.pid")"
+    kill "$pid" 2>/dev/null || true
+    # Restart on the same port only once the old process has let go of it.
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$RUN_DIR/pgbouncer.pid"
     log "PgBouncer on $PGBOUNCER_PORT stopped"
   fi
@@ -122,7 +138,8 @@ pgbouncer_stop() {
 case "${1:-}" in
   packages) shift; need_packages "$@" ;;
   services) start_services ;;
+  role) apply_role ;;
   pgbouncer-start) pgbouncer_start ;;
   pgbouncer-stop) pgbouncer_stop ;;
-  *) echo "usage: $0 packages [chromium] [prometheus] | services | pgbouncer-start | pgbouncer-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 packages [chromium] [prometheus] | services | role | pgbouncer-start | pgbouncer-stop" >&2; exit 2 ;;
 esac
