@@ -31,7 +31,9 @@ order, Berlin), "product" (a Tea product), "category" (Tea), "cart_item" (an ite
 kwarg name is read as an attribute of the object.
 
 Rules of thumb the rows follow (see docs/patterns/04-authorization.md):
-  * Deny by default. Web pages redirect anonymous users to the login page (302); API answers 401.
+  * Deny by default. Web pages redirect anonymous users to the login page (302: LoginRequiredMiddleware);
+    a public page opts out with @login_not_required. API views are IsAuthenticated (401) unless they set
+    permission_classes = [AllowAny].
   * Someone else's object answers 404, never 403: ids cannot be probed.
   * A customer on a staff route gets 403 (the section is closed to them, no object is looked up);
     staff without the object grant get 404 (the object is outside their scoped queryset).
@@ -126,6 +128,22 @@ def _order_payload(scene: Any) -> dict[str, Any]:
     }
 
 
+def _signup_form(scene: Any) -> dict[str, Any]:
+    return {
+        "username": "newcomer",
+        "email": "newcomer@example.com",
+        "password": "Sturdy-pass-42",
+        "password_confirm": "Sturdy-pass-42",
+    }
+
+
+def _order_edit_form(scene: Any) -> dict[str, Any]:
+    from orders.forms import order_details, sign_original
+
+    order = scene.order
+    return {**order_details(order), "note": "edited", "version": order.version, "original": sign_original(order)}
+
+
 ADMIN = Route(
     sample="admin:index",
     access={"GET": cells(anonymous=302, owner=302, other_customer=302, staff_without_grant=200, staff_with_grant=200)},
@@ -137,6 +155,11 @@ POLICY: dict[str, Route] = {
     # --- Health and operations --------------------------------------------------------------------------
     "healthz": Route(access={"GET": everyone(200)}, note="liveness, touches nothing"),
     "readyz": Route(access={"GET": everyone(200)}, note="readiness: names failed dependencies, no data"),
+    "metrics": Route(
+        access={"GET": everyone(200)},
+        note="Prometheus text, counts only; open in development and tests, production needs METRICS_TOKEN "
+        "(Bearer, else 401) or METRICS_ALLOWED_IPS, and is 404 with neither (observability/views.py)",
+    ),
     # --- API: accounts (anonymous by design: you cannot sign in while signed in) -------------------------
     "api:register": Route(
         access={"POST": everyone(201)},
@@ -177,6 +200,57 @@ POLICY: dict[str, Route] = {
     # --- API: documentation ------------------------------------------------------------------------------
     "api:schema": Route(access={"GET": everyone(200)}),
     "api:docs": Route(access={"GET": everyone(200)}),
+    # --- Web: catalog (public, @login_not_required) ------------------------------------------------------
+    "shop:home": Route(access={"GET": everyone(200)}),
+    "shop:search": Route(access={"GET": everyone(200)}),
+    "shop:category": Route(obj="category", access={"GET": everyone(200)}),
+    "shop:product": Route(obj="product", access={"GET": everyone(200)}),
+    # --- Web: accounts ----------------------------------------------------------------------------------
+    "accounts:signup": Route(
+        # Signed-in users are sent home; nobody signs up twice in one session.
+        access={"GET": signed_in(302, anonymous=200), "POST": everyone(302)},
+        body={"POST": _signup_form},
+    ),
+    "accounts:login": Route(
+        # PUT: Django's LoginView answers it like POST, but a PUT carries no form data, so it is refused.
+        access={
+            "GET": signed_in(302, anonymous=200),
+            "POST": everyone(302),
+            "PUT": signed_in(302, anonymous=400),
+        },
+        body={"POST": lambda scene: {"username": scene.owner.username, "password": scene.password}},
+    ),
+    "accounts:logout": Route(access={"POST": everyone(302)}, note="POST only; anonymous: login redirect"),
+    # --- Web: the caller's own cart (no cart id in any URL: the cart is always request.user's) -----------
+    "cart:detail": Route(access={"GET": signed_in(200, anonymous=WEB_LOGIN)}),
+    "cart:add": Route(
+        obj="product",
+        access={"GET": signed_in(302, anonymous=WEB_LOGIN), "POST": signed_in(303, anonymous=WEB_LOGIN)},
+        body={"POST": lambda scene: {"quantity": 1}},
+    ),
+    "cart:update": Route(
+        obj="product",
+        access={"POST": signed_in(303, anonymous=WEB_LOGIN)},
+        body={"POST": lambda scene: {"quantity": 5}},
+    ),
+    "cart:remove": Route(obj="product", access={"POST": signed_in(303, anonymous=WEB_LOGIN)}),
+    "cart:checkout": Route(
+        # The empty form is refused (400) for everyone signed in: the point here is who reaches it.
+        access={"GET": signed_in(200, anonymous=WEB_LOGIN), "POST": signed_in(400, anonymous=WEB_LOGIN)},
+    ),
+    # --- Web: the caller's own orders (someone else's order id is a 404) ---------------------------------
+    "orders:list": Route(access={"GET": signed_in(200, anonymous=WEB_LOGIN)}),
+    "orders:detail": Route(obj="order", access={"GET": owner_only(anonymous=WEB_LOGIN)}),
+    "orders:status": Route(obj="order", access={"GET": owner_only(anonymous=WEB_LOGIN)}),
+    "orders:edit": Route(
+        obj="order",
+        access={"GET": owner_only(anonymous=WEB_LOGIN), "POST": owner_only(303, anonymous=WEB_LOGIN)},
+        body={"POST": _order_edit_form},
+    ),
+    "orders:cancel": Route(
+        obj="order",
+        access={"GET": owner_only(anonymous=WEB_LOGIN), "POST": owner_only(303, anonymous=WEB_LOGIN)},
+    ),
     # --- Django admin: one rule for the whole site (named and unnamed admin routes) ----------------------
     "admin:*": ADMIN,
     "admin/*": ADMIN,

@@ -27,7 +27,8 @@ class RouteInfo:
         view_class = getattr(self.callback, "cls", None) or getattr(self.callback, "view_class", None)
         if view_class is None:
             return None
-        return {method for method in HTTP_METHODS if hasattr(view_class, method.lower())}
+        allowed = {name.upper() for name in getattr(view_class, "http_method_names", [])}
+        return {method for method in HTTP_METHODS if method in allowed and hasattr(view_class, method.lower())}
 
 
 def iter_routes(
