@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class IdempotencyKeyStatus(models.TextChoices):
@@ -31,6 +32,16 @@ class IdempotencyKey(models.Model):
         constraints = [
             # Double submit: the claim is this unique insert, never a read-then-write.
             models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+            models.CheckConstraint(
+                condition=Q(status__in=[choice.value for choice in IdempotencyKeyStatus]),
+                name="idempotency_key_status_known",
+            ),
+            # Empty replay: a completed key always holds the response it replays; an in-flight key holds none.
+            models.CheckConstraint(
+                condition=Q(status=IdempotencyKeyStatus.COMPLETED, response_status__isnull=False)
+                | Q(status=IdempotencyKeyStatus.IN_FLIGHT, response_status__isnull=True),
+                name="idempotency_key_completed_has_response",
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_key_by_age")]
 

@@ -1,25 +1,44 @@
 """Idempotency-Key handling (IETF httpapi Idempotency-Key draft), for any POST that creates something.
 
-The outcome decision: only successful responses (2xx) are stored and replayed. A refused request wrote
-nothing, so its key is released: the client may send the same key again once the cause is fixed (stock
-replenished, a typo corrected), and it gets a fresh attempt rather than a replay of an old refusal.
+How a key lives: the first request claims it with a unique INSERT of (user, key, fingerprint) in state
+`in_flight`; a repeat that arrives meanwhile gets 409 `request_in_flight` with Retry-After; the first
+request then either completes the key (its response is stored) or releases it (the row is deleted).
+
+Which outcomes are stored and replayed, and why:
+- Success (2xx) is stored as the exact bytes sent, and replayed byte for byte with `Idempotent-Replayed:
+  true`. The order exists, so every retry of the same request must land on it, never on a second one.
+- Refusals (4xx: invalid lines, unknown product, insufficient stock) are not stored: the key is released.
+  A refused request wrote nothing, so there is nothing to protect; the client may send the same key again
+  once the cause is fixed (stock replenished, a typo corrected) and gets a fresh attempt, instead of a
+  replay of a refusal that is no longer true.
+- Transient failures (lock timeout 409 busy, 503, a crash) are not stored either, for the same reason: the
+  transaction rolled back, and a retry with the same key should simply try again.
+- 409 `request_in_flight` and 422 `idempotency_key_reused` are answers about the key itself; they never
+  touch the stored record.
+- A request that dies without releasing its key (worker killed) leaves it `in_flight`; after
+  IDEMPOTENCY_IN_FLIGHT_LEASE_S a retry takes it over. If the dead request had committed its order, the
+  order's own unique (customer, idempotency_key) constraint makes the retry land on that order.
+Keys are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24) and purged by a periodic task (idempotency/tasks.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
+
+logger = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
 
@@ -100,7 +119,9 @@ def idempotency_claim(*, user: User, key: str, fingerprint: str) -> IdempotencyC
 
 
 def idempotency_complete(*, record: IdempotencyKey, status: int, body: str, headers: dict[str, str]) -> None:
-    IdempotencyKey.objects.filter(pk=record.pk).update(
+    """Store the response the first request produced, so every repeat gets exactly these bytes."""
+    # Replay drift: only the first completion is stored; a lease-takeover twin cannot overwrite it.
+    IdempotencyKey.objects.filter(pk=record.pk, status=IdempotencyKeyStatus.IN_FLIGHT).update(
         status=IdempotencyKeyStatus.COMPLETED,
         response_status=status,
         response_body=body,
@@ -110,8 +131,18 @@ def idempotency_complete(*, record: IdempotencyKey, status: int, body: str, head
 
 
 def idempotency_release(*, record: IdempotencyKey) -> None:
-    """Give the key back after a refusal: nothing was written, so the same key may try again."""
-    IdempotencyKey.objects.filter(pk=record.pk, status=IdempotencyKeyStatus.IN_FLIGHT).delete()
+    """Give the key back after a refusal: nothing was written, so the same key may try again.
+
+    Never raises: it runs while another error is on its way out, and must not replace that error. A key that
+    could not be released (database down) frees itself when its in-flight lease runs out.
+    """
+    try:
+        # Stale holder: only the claim we hold is deleted, not one a retry took over after our lease ran out.
+        IdempotencyKey.objects.filter(
+            pk=record.pk, status=IdempotencyKeyStatus.IN_FLIGHT, locked_at=record.locked_at
+        ).delete()
+    except DatabaseError:
+        logger.warning("could not release idempotency key", extra={"key_id": record.pk}, exc_info=True)
 
 
 def idempotency_purge_expired() -> int:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
+import psycopg.errors
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from core.errors import ApplicationError, Conflict, InsufficientStock, PreconditionFailed
+from core.errors import ApplicationError, Busy, Conflict, InsufficientStock, PreconditionFailed
 from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.models import Product
 
@@ -62,16 +64,36 @@ def check_order_lines(lines: Sequence[LineRequest]) -> list[LineRequest]:
                 f"Quantity must be between 1 and {settings.ORDER_MAX_QUANTITY_PER_LINE}."
             ]
         merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
+    over_cap = [pid for pid, qty in merged.items() if qty > settings.ORDER_MAX_QUANTITY_PER_LINE]
+    if over_cap:
+        # Cap bypass: two lines of the same product are merged, and the merged quantity obeys the same cap.
+        errors["lines"] = [
+            f"Product {pid}: at most {settings.ORDER_MAX_QUANTITY_PER_LINE} units per order." for pid in over_cap
+        ]
     if errors:
         raise InvalidOrder("The order has invalid lines; see errors.", extra={"errors": errors})
     return [LineRequest(product_id=pid, quantity=qty) for pid, qty in merged.items()]
 
 
 def _set_local_lock_timeout() -> None:
-    # Lock pile-up: wait at most ORDER_LOCK_TIMEOUT_MS for a product row, then answer 409 busy (not 500).
+    # Lock pile-up: wait at most ORDER_LOCK_TIMEOUT_MS for a row lock, then answer 409 busy (not 500).
     # SET LOCAL (via set_config(..., true)) dies with the transaction, so it is safe through PgBouncer.
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.ORDER_LOCK_TIMEOUT_MS}ms"])
+
+
+@contextmanager
+def busy_on_lock_contention() -> Iterator[None]:
+    """Turn a lock timeout (or a deadlock PostgreSQL broke) into `Busy`: 409 with Retry-After, never a 500.
+
+    Wrap the whole `transaction.atomic` block, so the transaction is already rolled back when Busy leaves.
+    """
+    try:
+        yield
+    except OperationalError as error:
+        if isinstance(error.__cause__, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected):
+            raise Busy("Another request is updating the same items. Try again in a moment.", retry_after=1) from error
+        raise
 
 
 def _route_to_centre(country: str) -> FulfilmentCentre | None:
@@ -168,8 +190,15 @@ def do_order_create(
     return order
 
 
+def _violated_constraint(error: IntegrityError) -> str | None:
+    diag = getattr(error.__cause__, "diag", None)
+    name: str | None = getattr(diag, "constraint_name", None)
+    return name
+
+
 def _is_idempotency_violation(error: IntegrityError) -> bool:
-    return "order_one_per_idempotency_key" in str(error)
+    """True when the unique (customer, idempotency_key) constraint refused a second order for one key."""
+    return _violated_constraint(error) == "order_one_per_idempotency_key"
 
 
 def order_place(
@@ -182,11 +211,12 @@ def order_place(
 ) -> OrderPlacement:
     """Place an order in one transaction. Placing the same key twice returns the first order."""
     checked_lines = check_order_lines(lines)
+    # A cheap read for the common retry; the guarantee is the unique constraint handled below.
     existing = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
     if existing is not None:
         return OrderPlacement(order=existing, created=False)
     try:
-        with transaction.atomic(durable=True):
+        with busy_on_lock_contention(), transaction.atomic(durable=True):
             order = do_order_create(
                 customer=customer,
                 lines=checked_lines,
@@ -196,12 +226,15 @@ def order_place(
             )
             _enqueue_payment_after_commit(order.pk)
     except IntegrityError as error:
-        if not _is_idempotency_violation(error):
-            raise
-        # Double submit: a concurrent twin committed first; its order is this request's answer too.
-        return OrderPlacement(
-            order=Order.objects.get(customer=customer, idempotency_key=idempotency_key), created=False
-        )
+        if _is_idempotency_violation(error):
+            # Double submit: a concurrent twin committed first; its order is this request's answer too.
+            return OrderPlacement(
+                order=Order.objects.get(customer=customer, idempotency_key=idempotency_key), created=False
+            )
+        if _violated_constraint(error) == "product_stock_on_hand_not_negative":
+            # Overselling: a code path that skipped the lock still cannot sell what is not there.
+            raise InsufficientStock("Not enough stock for some items.") from error
+        raise
     logger.info("order placed", extra={"order_id": order.pk, "customer_id": customer.pk})
     return OrderPlacement(order=order, created=True)
 
@@ -233,7 +266,8 @@ def order_update_details(
         )
     if note is not None:
         changes["note"] = note
-    with transaction.atomic(durable=True):
+    with busy_on_lock_contention(), transaction.atomic(durable=True):
+        _set_local_lock_timeout()
         # Lost update: the write only lands if nobody changed the order since the client read it.
         updated = Order.objects.filter(
             pk=order.pk, version=expected_version, status=OrderStatus.PENDING_PAYMENT
@@ -255,7 +289,7 @@ def order_update_details(
 
 def order_cancel(*, order: Order) -> Order:
     """Cancel an order and return its stock exactly once. Cancelling a cancelled order is a no-op."""
-    with transaction.atomic(durable=True):
+    with busy_on_lock_contention(), transaction.atomic(durable=True):
         _set_local_lock_timeout()
         locked = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
         if locked.status == OrderStatus.CANCELLED:

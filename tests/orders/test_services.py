@@ -1,0 +1,196 @@
+"""Order write use cases, one rule per test: what is written, and what is not written when a rule refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from zeal import zeal_ignore
+
+from accounts.models import User
+from core.errors import Conflict, InsufficientStock, PreconditionFailed
+from orders.models import Order, OrderLine, OrderStatus
+from orders.services import (
+    InvalidOrder,
+    LineRequest,
+    ShippingAddress,
+    order_cancel,
+    order_place,
+    order_transition,
+    order_update_details,
+)
+from payments.models import Payment, PaymentStatus
+from shop.models import Product
+from tests.conftest import DEFAULT_ADDRESS
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = ShippingAddress(**DEFAULT_ADDRESS)
+
+
+@pytest.fixture(autouse=True)
+def _repeats_are_deliberate() -> Iterator[None]:
+    """These tests call a service twice on purpose (place twice, cancel twice); that is not an N+1."""
+    with zeal_ignore():
+        yield
+
+
+def place(customer: User, *lines: tuple[Product, int], key: str = "k") -> Order:
+    return order_place(
+        customer=customer,
+        lines=[LineRequest(product_id=product.pk, quantity=quantity) for product, quantity in lines],
+        shipping_address=ADDRESS,
+        idempotency_key=key,
+    ).order
+
+
+def stock_of(product: Product) -> int:
+    return Product.objects.values_list("stock_on_hand", flat=True).get(pk=product.pk)
+
+
+def assert_nothing_written() -> None:
+    assert Order.objects.count() == OrderLine.objects.count() == Payment.objects.count() == 0
+
+
+def test_place_writes_order_lines_payment_and_decrements_stock_in_one_go(
+    alice: User, product_factory: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    tea = product_factory(price=Decimal("12.50"), stock_on_hand=5)
+    coffee = product_factory(price=Decimal("3.00"), stock_on_hand=5)
+    with django_capture_on_commit_callbacks() as callbacks:
+        order = place(alice, (tea, 2), (coffee, 1))
+
+    assert (order.status, order.version, order.total, order.number) == (
+        OrderStatus.PENDING_PAYMENT,
+        1,
+        Decimal("28.00"),
+        f"SO-{order.pk:06d}",
+    )
+    assert list(order.lines.values_list("product_id", "quantity", "line_total")) == [
+        (tea.pk, 2, Decimal("25.00")),
+        (coffee.pk, 1, Decimal("3.00")),
+    ]
+    assert Payment.objects.get(order=order).status == PaymentStatus.PENDING
+    assert (stock_of(tea), stock_of(coffee)) == (3, 4)
+    # Phantom work: the payment task is only sent once the order is committed.
+    assert len(callbacks) == 1
+
+
+def test_placing_the_same_key_twice_returns_the_first_order(alice: User, product_factory: Any) -> None:
+    tea = product_factory(stock_on_hand=5)
+    first = order_place(customer=alice, lines=[LineRequest(tea.pk, 1)], shipping_address=ADDRESS, idempotency_key="k")
+    again = order_place(customer=alice, lines=[LineRequest(tea.pk, 1)], shipping_address=ADDRESS, idempotency_key="k")
+    assert (first.created, again.created) == (True, False)
+    assert again.order.pk == first.order.pk
+    assert stock_of(tea) == 4
+
+
+def test_lines_for_one_product_are_merged_and_the_merged_quantity_obeys_the_cap(
+    alice: User, product_factory: Any, settings: Any
+) -> None:
+    tea = product_factory(stock_on_hand=500)
+    cap = settings.ORDER_MAX_QUANTITY_PER_LINE
+    with pytest.raises(InvalidOrder) as refused:
+        place(alice, (tea, cap), (tea, 1))
+    assert "lines" in refused.value.extra["errors"]
+    assert_nothing_written()
+
+    order = place(alice, (tea, 2), (tea, 3))
+    assert list(order.lines.values_list("quantity", flat=True)) == [5]
+
+
+def test_insufficient_stock_names_every_short_line_and_writes_nothing(alice: User, product_factory: Any) -> None:
+    tea, coffee = product_factory(stock_on_hand=1), product_factory(stock_on_hand=0)
+    with pytest.raises(InsufficientStock) as refused:
+        place(alice, (tea, 2), (coffee, 1))
+    assert refused.value.extra["items"] == [
+        {"product_id": tea.pk, "requested": 2, "available": 1},
+        {"product_id": coffee.pk, "requested": 1, "available": 0},
+    ]
+    assert_nothing_written()
+    assert (stock_of(tea), stock_of(coffee)) == (1, 0)
+
+
+@pytest.mark.parametrize("is_active", [True, False])
+def test_unknown_or_retired_products_are_refused(alice: User, product_factory: Any, is_active: bool) -> None:
+    retired = product_factory(stock_on_hand=5, is_active=False)
+    missing_id = retired.pk + 1000 if is_active else retired.pk
+    with pytest.raises(InvalidOrder) as refused:
+        order_place(
+            customer=alice,
+            lines=[LineRequest(missing_id, 1)],
+            shipping_address=ADDRESS,
+            idempotency_key="k",
+        )
+    assert refused.value.code == "unknown_product"
+    assert_nothing_written()
+
+
+def test_the_database_refuses_negative_stock_whatever_the_code_path(product_factory: Any) -> None:
+    tea = product_factory(stock_on_hand=1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Product.objects.filter(pk=tea.pk).update(stock_on_hand=F("stock_on_hand") - 2)
+    assert stock_of(tea) == 1
+
+
+def test_edit_from_the_current_version_bumps_it(alice: User, product_factory: Any) -> None:
+    order = place(alice, (product_factory(), 1))
+    edited = order_update_details(order=order, expected_version=1, note="ring twice")
+    assert (edited.note, edited.version) == ("ring twice", 2)
+
+
+def test_edit_from_a_stale_version_is_412_and_changes_nothing(alice: User, product_factory: Any) -> None:
+    order = place(alice, (product_factory(), 1))
+    order_update_details(order=order, expected_version=1, note="first")
+    with pytest.raises(PreconditionFailed) as refused:
+        order_update_details(order=order, expected_version=1, note="second")
+    assert refused.value.extra == {"current_version": 2}
+    assert Order.objects.values_list("note", "version").get(pk=order.pk) == ("first", 2)
+
+
+def test_edit_of_a_paid_order_is_409_not_editable(alice: User, product_factory: Any) -> None:
+    order = place(alice, (product_factory(), 1))
+    assert order_transition(order_id=order.pk, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID)
+    with pytest.raises(Conflict) as refused:
+        order_update_details(order=order, expected_version=2, note="too late")
+    assert refused.value.code == "not_editable"
+
+
+def test_cancel_returns_stock_once_and_a_repeat_is_a_no_op(alice: User, product_factory: Any) -> None:
+    tea = product_factory(stock_on_hand=5)
+    order = place(alice, (tea, 2))
+    assert order_cancel(order=order).status == OrderStatus.CANCELLED
+    assert order_cancel(order=order).status == OrderStatus.CANCELLED
+    assert stock_of(tea) == 5
+    assert Order.objects.get(pk=order.pk).version == 2
+
+
+def test_cancelling_a_paid_order_sends_the_refund_after_commit(
+    alice: User, product_factory: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    order = place(alice, (product_factory(stock_on_hand=5), 1))
+    order_transition(order_id=order.pk, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID)
+    with django_capture_on_commit_callbacks() as callbacks:
+        order_cancel(order=order)
+    assert len(callbacks) == 1
+
+
+def test_a_fulfilled_order_cannot_be_cancelled(alice: User, product_factory: Any) -> None:
+    tea = product_factory(stock_on_hand=5)
+    order = place(alice, (tea, 1))
+    order_transition(order_id=order.pk, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID)
+    order_transition(order_id=order.pk, from_status=OrderStatus.PAID, to_status=OrderStatus.FULFILLED)
+    with pytest.raises(Conflict) as refused:
+        order_cancel(order=order)
+    assert refused.value.code == "not_cancellable"
+    assert stock_of(tea) == 4
+
+
+def test_a_transition_from_the_wrong_state_moves_nothing(alice: User, product_factory: Any) -> None:
+    order = place(alice, (product_factory(), 1))
+    assert not order_transition(order_id=order.pk, from_status=OrderStatus.PAID, to_status=OrderStatus.FULFILLED)
+    assert Order.objects.values_list("status", "version").get(pk=order.pk) == (OrderStatus.PENDING_PAYMENT, 1)
