@@ -25,6 +25,8 @@ CART_PRODUCT_FIELDS = (
     "product__currency",
     "product__stock_on_hand",
     "product__is_active",
+    "product__category__id",
+    "product__category__slug",
 )
 
 
@@ -96,7 +98,7 @@ def cart_get(*, user: User) -> CartView:
     # N+1: each item's product arrives in the same query (JOIN), never one query per line.
     items = (
         CartItem.objects.filter(cart__user=user)
-        .select_related("product")
+        .select_related("product__category")
         .only("id", "quantity", "cart_id", "added_at", *CART_PRODUCT_FIELDS)
         .order_by("added_at", "id")
     )

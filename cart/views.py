@@ -42,9 +42,12 @@ def _form_errors_text(form: AddToCartForm | SetQuantityForm) -> str:
     return " ".join(str(error) for errors in form.errors.values() for error in errors)
 
 
-def _product_url(product_id: int) -> str:
-    slug = Product.objects.filter(pk=product_id, is_active=True).values_list("slug", flat=True).first()
-    return reverse("shop:product", kwargs={"slug": slug}) if slug else reverse("cart:detail")
+def _product_page(product_id: int) -> tuple[str, str]:
+    """Where to send the shopper back to after an add, and the product's name for the message."""
+    found = Product.objects.filter(pk=product_id, is_active=True).values_list("slug", "name").first()
+    if found is None:
+        return reverse("cart:detail"), "That product"
+    return reverse("shop:product", kwargs={"slug": found[0]}), found[1]
 
 
 @login_required
@@ -53,10 +56,11 @@ def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
     if request.method != "POST":
         # A login redirect lands here with GET: show the cart instead of a 405.
         return redirect("cart:detail")
+    product_url, product_name = _product_page(product_id)
     form = AddToCartForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors_text(form))
-        return see_other(_product_url(product_id))
+        return see_other(product_url)
     try:
         update = cart_add_item(
             user=request_user(request),
@@ -66,10 +70,12 @@ def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
         )
     except ApplicationError as error:
         messages.error(request, error.detail)
-        return see_other(_product_url(product_id))
+        return see_other(product_url)
     if update.changed:  # a replayed double submit already said so once
-        messages.success(request, f"Added {form.cleaned_data['quantity']} to your cart.")
-    return see_other(_product_url(product_id))
+        messages.success(
+            request, f"Added {form.cleaned_data['quantity']} \N{MULTIPLICATION SIGN} {product_name} to your cart."
+        )
+    return see_other(product_url)
 
 
 @login_required
