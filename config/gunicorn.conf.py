@@ -38,3 +38,11 @@ accesslog = None  # the app logs every request itself as one JSON line
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "hardened-shop"
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Metrics across workers: a dead worker's live gauges leave the sum (observability/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
