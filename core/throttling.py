@@ -43,6 +43,7 @@ from core.errors import ServiceUnavailable
 from core.infrastructure import redis_connection
 from core.middleware import bare_page, wants_problem_json
 from core.problems import problem_response
+from observability.metrics import record_throttled
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def throttle_hit(scope: str, identity: str) -> ThrottleResult:
         return ThrottleResult(allowed=True, count=0, limit=rate.limit, retry_after_s=0)
     count = int(count)
     retry_after = max(1, math.ceil(int(ttl_ms) / 1000))
+    if count > rate.limit:
+        record_throttled(scope)
     return ThrottleResult(allowed=count <= rate.limit, count=count, limit=rate.limit, retry_after_s=retry_after)
 
 

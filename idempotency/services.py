@@ -37,6 +37,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.errors import ApplicationError
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
+from observability.metrics import record_idempotency_conflict, record_idempotent_replay
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +101,12 @@ def idempotency_claim(*, user: User, key: str, fingerprint: str) -> IdempotencyC
             continue  # released between our insert and our read; claim again
         record = record_or_none
         if record.fingerprint != fingerprint:
+            record_idempotency_conflict("reused")
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different payload. Use a new key for a new request."
             )
         if record.status == IdempotencyKeyStatus.COMPLETED:
+            record_idempotent_replay()
             return IdempotencyClaim(record=record, is_replay=True)
         lease_expired = record.locked_at < now - timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_LEASE_S)
         if lease_expired:
@@ -114,7 +117,9 @@ def idempotency_claim(*, user: User, key: str, fingerprint: str) -> IdempotencyC
             if taken:
                 record.locked_at = now
                 return IdempotencyClaim(record=record, is_replay=False)
+        record_idempotency_conflict("in_flight")
         raise RequestInFlight("The first request with this key is still running. Retry shortly.", retry_after=1)
+    record_idempotency_conflict("in_flight")
     raise RequestInFlight("The key is being claimed and released concurrently. Retry shortly.", retry_after=1)
 
 

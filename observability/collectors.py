@@ -20,12 +20,6 @@ from prometheus_client.registry import Collector
 logger = logging.getLogger(__name__)
 
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-# name -> a function returning "closed", "half_open" or "open"; the breaker registers itself.
-_breaker_readers: dict[str, Callable[[], str]] = {}
-
-
-def register_breaker(name: str, read_state: Callable[[], str]) -> None:
-    _breaker_readers[name] = read_state
 
 
 def _oldest_pending_payment() -> tuple[float, int]:
@@ -99,16 +93,11 @@ def _pgbouncer_pools() -> list[dict[str, Any]]:
 
 
 def _readiness() -> dict[str, bool]:
-    from core.health import CHECKS
+    from core.health import run_checks
 
-    results = {}
-    for name, check in CHECKS.items():
-        try:
-            check()
-            results[name] = True
-        except Exception:
-            results[name] = False
-    return results
+    # Each check runs in its own thread (with its own connection): the database check closes the connection
+    # it used, which must never be the request's (it would end the request's transaction mid-flight).
+    return {name: outcome == "ok" for name, outcome in run_checks().items()}
 
 
 def _invariant_results() -> dict[str, Any] | None:
@@ -194,8 +183,13 @@ class ShopStateCollector(Collector):
         state = GaugeMetricFamily(
             "shop_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["breaker"]
         )
-        for name, read_state in _breaker_readers.items():
-            state.add_metric([name], BREAKER_STATE_VALUES.get(read_state(), 2))
+        from payments.breaker import provider_breaker
+
+        # The breaker's state lives in Redis, shared by every worker: this reads the one truth.
+        current = provider_breaker().state()
+        if current not in BREAKER_STATE_VALUES:
+            raise RuntimeError(f"breaker state unreadable: {current}")
+        state.add_metric([settings.PAYMENT_BREAKER_NAME], BREAKER_STATE_VALUES[current])
         return [state]
 
     def _invariants(self) -> list[Metric]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from django.db import transaction
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
 # One series per counter, as in multiprocess mode (which has no *_created samples).
@@ -71,6 +72,12 @@ def record_request(*, route: str, method: str, status: int, duration_s: float) -
 
 def record_order_placed() -> None:
     ORDERS_PLACED.inc()
+
+
+def count_order_placed_on_commit(sender: type, instance: object, created: bool, **kwargs: object) -> None:
+    """post_save receiver for Order: counted once the order is committed, never for a rolled-back attempt."""
+    if created:
+        transaction.on_commit(record_order_placed)
 
 
 def record_idempotent_replay() -> None:

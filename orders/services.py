@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError, Busy, Conflict, InsufficientStock, PreconditionFailed
+from observability.metrics import record_stock_conflict
 from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.models import Product
 
@@ -92,6 +93,7 @@ def busy_on_lock_contention() -> Iterator[None]:
         yield
     except OperationalError as error:
         if isinstance(error.__cause__, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected):
+            record_stock_conflict("busy")
             raise Busy("Another request is updating the same items. Try again in a moment.", retry_after=1) from error
         raise
 
@@ -145,6 +147,7 @@ def do_order_create(
         if products[line.product_id].stock_on_hand < line.quantity
     ]
     if short:
+        record_stock_conflict("insufficient_stock")
         raise InsufficientStock("Not enough stock for some items.", extra={"items": short})
     if any(product.currency != settings.SHOP_CURRENCY for product in products.values()):
         raise InvalidOrder("All products in one order must share the shop currency.", code="mixed_currency")
@@ -233,6 +236,7 @@ def order_place(
             )
         if _violated_constraint(error) == "product_stock_on_hand_not_negative":
             # Overselling: a code path that skipped the lock still cannot sell what is not there.
+            record_stock_conflict("insufficient_stock")
             raise InsufficientStock("Not enough stock for some items.") from error
         raise
     logger.info("order placed", extra={"order_id": order.pk, "customer_id": customer.pk})

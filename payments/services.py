@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from observability.metrics import record_payment_attempt, record_payment_failure
 from orders.models import Order, OrderStatus
 from payments.models import Payment, PaymentStatus
 
@@ -58,6 +59,7 @@ def payment_capture(*, order_id: int) -> str:
         return "skipped"  # Redelivered task: the order already settled; never charge again.
     # Stuck order: updated_at marks the last attempt; the re-drive job waits PAYMENT_REDRIVE_AFTER_S from it.
     Payment.objects.filter(pk=payment.pk).update(attempts=F("attempts") + 1, updated_at=timezone.now())
+    record_payment_attempt()
     try:
         charge = provider_charge(
             idempotency_key=payment.idempotency_key,
@@ -66,11 +68,14 @@ def payment_capture(*, order_id: int) -> str:
             reference=payment.order.number or str(order_id),
         )
     except CircuitOpen:
+        record_payment_failure("breaker_open")
         return "deferred"  # Provider known down: the order waits in pending_payment; nothing was sent.
     except ProviderDeclined:
+        record_payment_failure("declined")
         _settle_declined(payment=payment)
         return "declined"
     except ProviderUnavailable as error:
+        record_payment_failure("unavailable")
         Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(last_error=str(error)[:500])
         raise
     return payment_settle_charge(payment=payment, charge_id=charge.charge_id)
