@@ -136,6 +136,8 @@ ORDER_LOCK_TIMEOUT_MS = env_int("ORDER_LOCK_TIMEOUT_MS", 2000, minimum=1)
 # --- Redis, cache, Celery -----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 0.5, minimum=0.05)
+# Connections per process for throttles and the breaker (gunicorn threads are far fewer; bursts queue briefly).
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=1)
 CACHES = {
     "default": {
         # Redis down: a cache outage is a cache miss (the catalog still serves), never an exception.

@@ -45,15 +45,20 @@ def classify_database_error(exc: BaseException) -> ApplicationError | None:
 
 @functools.cache
 def redis_client_for(url: str, timeout_s: float) -> redis.Redis:
-    # Redis down: one attempt with a half-second timeout, never redis-py's default retry loop, so a dead Redis
+    # Redis down: one attempt with a short timeout, never redis-py's default retry loop, so a dead Redis
     # costs a request milliseconds, not seconds.
-    return redis.Redis.from_url(
+    # Thread burst: a blocking pool makes the 51st concurrent caller wait (up to timeout_s) for a connection
+    # instead of failing with MaxConnectionsError.
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def redis_connection() -> redis.Redis:
