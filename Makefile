@@ -14,7 +14,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
 export RUN_DIR
 
-.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules
+.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules loadtest loadtest-stress bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,10 +65,28 @@ pytest: services ## the pytest suite against PostgreSQL through PgBouncer, Redis
 
 alert-rules: ## promtool: check the Prometheus config and unit-test the alert rules (deploy/observability/)
 	@$(STACK) packages prometheus
-	promtool check config deploy/observability/prometheus.yml
+	promtool check config --syntax-only deploy/observability/prometheus.yml
+	promtool check rules deploy/observability/alerts.yml
 	promtool test rules deploy/observability/tests/alerts_test.yml
 
 test: lint typecheck alert-rules pytest ## everything CI runs: lint, type check, alert rules, tests
+
+# --- Load suite (loadtests/README.md). A private stack on its own database unless HOST names a target. -------
+USERS ?= 150
+SPAWN_RATE ?= 25
+DURATION ?= 2m
+HOST ?=
+LOAD_ENV = USERS=$(USERS) SPAWN_RATE=$(SPAWN_RATE) DURATION=$(DURATION) HOST=$(HOST)
+
+loadtest: services ## locust, USERS=150 SPAWN_RATE=25 DURATION=2m [HOST=url], then the audit; exit 1 on a fail
+	$(LOAD_ENV) $(PY) -m loadtests.run
+
+loadtest-stress: services ## ramp users in steps (LOAD_STEPS) until a budget breaks; report the knee
+	SPAWN_RATE=$(SPAWN_RATE) HOST=$(HOST) $(PY) -m loadtests.run --stress
+
+bench: services ## rps of /healthz, product list and order placement next to pgbench TPS of the order SQL
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || { echo "make bench needs wrk: sudo apt-get install -y wrk"; exit 1; }
+	$(PY) -m loadtests.bench
 
 clean:
 	-$(STACK) pgbouncer-stop

@@ -1,0 +1,1 @@
+"""The load suite: locust traffic, the audit after it, reports, stress and bench (see README.md here)."""

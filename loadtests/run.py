@@ -1,0 +1,241 @@
+"""`make loadtest` / `make loadtest-stress`: stack, seed, locust, audit, report, verdict. Exits 1 on a fail.
+
+Settings come from the environment (the Makefile passes them through):
+
+    USERS=150 SPAWN_RATE=25 DURATION=2m      the load (DURATION: 30s, 2m, 1m30s or plain seconds)
+    HOST=https://shop.example                target a running deployment instead of starting a private stack
+    LOAD_DATABASE_URL=postgres://...         with HOST: the target's database, for seeding and the audit
+    LOAD_DB_NAME=shop_load                   without HOST: the private stack's database (created, migrated)
+    APP_PORT=8000 PROVIDER_PORT=8100         without HOST: where the private stack listens
+    LOAD_STEPS=50,100,... LOAD_STEP_S=30     stress mode: the user counts of the ramp and each step's length
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from loadtests import audit, report
+from loadtests.budgets import budgets_doc
+from loadtests.stack import ROOT, VENV_BIN, Stack, database_prepare
+
+RESULTS = ROOT / "loadtests" / "results"
+
+
+def parse_duration(text: str) -> float:
+    """'2m' -> 120, '1m30s' -> 90, '45' -> 45."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise SystemExit(f"DURATION={text!r}: use seconds or a form like 30s, 2m, 1m30s")
+    return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+
+
+def seed(database_url: str, fixture: Path, *, log: Path, buyers: int) -> dict[str, Any]:
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    env.pop("FAST_PASSWORD_HASHER", None)  # load accounts get a real argon2 hash, as in production
+    command = [str(VENV_BIN / "python"), "-m", "loadtests.seed", "--out", str(fixture), "--buyers", str(buyers)]
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    log.write_text(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        raise SystemExit(f"seeding failed:\n{completed.stderr[-2000:]}")
+    print(completed.stdout.strip().splitlines()[-1], flush=True)
+    loaded: dict[str, Any] = json.loads(fixture.read_text())
+    return loaded
+
+
+def provider_control(provider_url: str, settings: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{provider_url}/_control",
+        data=json.dumps(settings).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def run_locust(*, host: str, out: Path, env: dict[str, str], users: int, spawn_rate: float, run_time: str) -> int:
+    command = [
+        str(VENV_BIN / "locust"),
+        "-f",
+        str(ROOT / "loadtests" / "locustfile.py"),
+        "--headless",
+        "--host",
+        host,
+        "--run-time",
+        run_time,
+        "--stop-timeout",
+        "15",
+        "--csv",
+        str(out / "locust"),
+        "--csv-full-history",
+        "--html",
+        str(out / "report.html"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+    if env.get("LOAD_SHAPE") != "steps":
+        command += ["--users", str(users), "--spawn-rate", str(spawn_rate)]
+    with (out / "locust.log").open("w") as log:
+        return subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stress", action="store_true", help="ramp users in steps until a budget breaks")
+    parser.add_argument("--results-dir", type=Path, help="default: loadtests/results/<timestamp>")
+    parser.add_argument("--no-latest", action="store_true", help="do not point loadtests/results/latest here")
+    args = parser.parse_args()
+
+    users = int(os.environ.get("USERS") or 150)
+    spawn_rate = float(os.environ.get("SPAWN_RATE") or 25)
+    duration_s = parse_duration(os.environ.get("DURATION") or "2m")
+    host = os.environ.get("HOST") or None
+    steps = [int(n) for n in (os.environ.get("LOAD_STEPS") or "50,100,150,200,250,300,400").split(",")]
+    step_s = float(os.environ.get("LOAD_STEP_S") or 30)
+    if args.stress:
+        duration_s = len(steps) * step_s
+        users = max(steps)
+
+    stamp = time.strftime("%Y%m%d-%H%M%S") + ("-stress" if args.stress else "")
+    out = args.results_dir or RESULTS / stamp
+    ledger = out / "ledger"
+    ledger.mkdir(parents=True, exist_ok=True)
+    fixture_path = out / "fixture.json"
+    fixture: dict[str, Any] = {}
+    stack: Stack | None = None
+    database_url = os.environ.get("LOAD_DATABASE_URL") or None
+    provider_url = os.environ.get("LOAD_PROVIDER_URL") or None
+    mode = "stress" if args.stress else "load"
+    print(f"== {mode} run: {users} users, spawn {spawn_rate}/s, {duration_s:.0f}s -> {out}", flush=True)
+    try:
+        if host is None:
+            db_name = os.environ.get("LOAD_DB_NAME") or "shop_load"
+            print(
+                f"== private stack: database {db_name} (migrating), gunicorn, Celery worker, provider, redis",
+                flush=True,
+            )
+            database_prepare(db_name, fresh=os.environ.get("LOAD_FRESH_DB") == "1", log=out / "migrate.log")
+            stack = Stack(
+                db_name=db_name,
+                app_port=int(os.environ.get("APP_PORT") or 8000),
+                provider_port=int(os.environ.get("PROVIDER_PORT") or 8100),
+                log_dir=out / "stack",
+            ).start(timeout_s=120)
+            host, database_url, provider_url = stack.host, stack.database_url, stack.provider_url
+            print(f"== stack ready at {host}", flush=True)
+        if database_url:
+            fixture = seed(database_url, fixture_path, log=out / "seed.log", buyers=max(300, users * 2))
+        if provider_url:
+            # A realistic provider: some latency, and a few declined cards (those orders end payment_failed).
+            provider_control(
+                provider_url,
+                {
+                    "latency_ms": int(os.environ.get("LOAD_PROVIDER_LATENCY_MS") or 50),
+                    "decline_rate": float(os.environ.get("LOAD_PROVIDER_DECLINE_RATE") or 0.05),
+                },
+            )
+
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "LOAD_LEDGER_DIR": str(ledger)}
+        if fixture:
+            env["LOAD_FIXTURE"] = str(fixture_path)
+        if args.stress:
+            env.update(
+                LOAD_SHAPE="steps",
+                LOAD_SHED_OK="1",
+                LOAD_STEPS=",".join(map(str, steps)),
+                LOAD_STEP_S=str(step_s),
+                LOAD_SPAWN_RATE=str(spawn_rate),
+            )
+        since = time.time() - 1
+        print(f"== locust against {host} ...", flush=True)
+        run_locust(
+            host=host,
+            out=out,
+            env=env,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time=f"{int(duration_s + (30 if args.stress else 0))}s",
+        )
+
+        print("== audit: waiting for the worker to settle the run's orders, then checking invariants", flush=True)
+        invariants = audit.audit(
+            database_url=database_url,
+            ledger_dir=ledger,
+            since=since,
+            fixture=fixture,
+            provider_url=provider_url,
+            drain_timeout_s=float(os.environ.get("LOAD_DRAIN_TIMEOUT_S") or 90),
+        )
+    finally:
+        if stack is not None:
+            stack.stop()
+
+    samples = report.load_samples(ledger)
+    summary = report.summarize(
+        samples, users=users, spawn_rate=spawn_rate, duration_s=duration_s, invariants=invariants, shed_ok=args.stress
+    )
+    report.write_json(out / "summary.json", summary)
+    report.write_json(out / "outcomes.json", report.outcomes_by_endpoint(samples))
+    charts = report.write_charts(samples, out / "locust_stats_history.csv", out, title=f"{users} users")
+    stress = None
+    if args.stress:
+        meta = json.loads((ledger / "meta.json").read_text()) if (ledger / "meta.json").exists() else {}
+        t0 = meta.get("started_at") or (samples[0].t if samples else time.time())
+        stress = report.stress_steps(samples, t0=t0, step_s=step_s, steps=steps)
+        report.write_json(out / "stress.json", stress)
+        charts.append(report.write_stress_chart(stress, out))
+    if not args.no_latest and args.results_dir is None:
+        link = RESULTS / ("latest-stress" if args.stress else "latest")
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(out.name)
+
+    print_verdict(summary, stress, out, charts)
+    if args.stress:
+        sys.exit(0 if stress and stress["graceful"] and summary["budgets"]["invariants"]["ok"] else 1)
+    sys.exit(0 if summary["verdict"] == "pass" else 1)
+
+
+def print_verdict(summary: dict[str, Any], stress: dict[str, Any] | None, out: Path, charts: list[str]) -> None:
+    print()
+    print(
+        f"requests {summary['requests']}  rps {summary['rps']}  p50 {summary['p50_ms']} ms  "
+        f"p95 {summary['p95_ms']} ms  p99 {summary['p99_ms']} ms  failures {summary['failures']}"
+    )
+    print(f"status codes {summary['status_counts']}")
+    for name, budget in summary["budgets"].items():
+        print(f"  budget {name:<20} {'ok  ' if budget['ok'] else 'FAIL'} {budget}")
+    for name, result in summary["invariants"].items():
+        print(f"  invariant {name:<36} {'ok  ' if result['ok'] else 'FAIL'} {result['detail']}")
+    failing = [name for name, entry in summary["endpoints"].items() if entry["failures"]]
+    if failing:
+        print(f"  endpoints with unexpected outcomes: {failing} (bodies in ledger/*.jsonl, kind=unexpected)")
+    if stress is not None:
+        for row in stress["steps"]:
+            print(
+                f"  step {row['users']:>4} users  {row['rps']:>6} rps  p95 {row['p95_ms']}  "
+                f"{'ok' if row['ok'] else 'broken: ' + '; '.join(row['reasons'])}"
+            )
+        knee = stress["knee"]
+        print(f"KNEE: {knee['users']} users at {knee['rps']} rps" if knee else "KNEE: budgets broke at the first step")
+        print(f"PAST THE KNEE: {stress['past_knee']}")
+    print(f"report: {out}/summary.json, {out}/report.html, charts {', '.join(charts)}")
+    print(f"budgets: {budgets_doc()}")
+    print(f"VERDICT: {summary['verdict'].upper()}")
+
+
+if __name__ == "__main__":
+    main()
