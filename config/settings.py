@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Expression indexes with an operator class (the trigram search index on products) need its hooks.
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
@@ -302,6 +304,18 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # Server-Timing: on in development, off by default in production.
 SERVER_TIMING_ENABLED = env_bool("SERVER_TIMING_ENABLED", not PRODUCTION)
+
+# N+1: under test, django-zeal (a dev dependency) fails any request or test body that lazy-loads the same
+# relation, or runs the same .get(), twice; tests/conftest.py switches it on around every test as well.
+ZEAL_ENABLED = env_bool("ZEAL_ENABLED", TESTING)
+if ZEAL_ENABLED:
+    INSTALLED_APPS.append("zeal")
+    # Outermost, so each request is one zeal context, session and user lookups in other middleware included.
+    MIDDLEWARE.insert(0, "zeal.middleware.zeal_middleware")
+    ZEAL_RAISE = env_bool("ZEAL_RAISE", True)
+    ZEAL_NPLUSONE_THRESHOLD = 2
+    # Not an N+1: logout loads the session, then SessionStore.delete() fetches the row again to delete it.
+    ZEAL_ALLOWLIST = [{"model": "sessions.Session", "field": "get()"}]
 
 # --- Static files, i18n -------------------------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.urls import reverse
 
 
@@ -52,6 +54,14 @@ class Product(models.Model):
         indexes = [
             models.Index(fields=["is_active", "category", "id"], name="product_active_category_id"),
             models.Index(fields=["is_active", "id"], name="product_active_id"),
+            # The shoppers' order (name, id) on the home, category and search pages: read in index order, one page
+            # at a time, instead of sorting the whole catalog on every request. See migration 0002.
+            models.Index(fields=["is_active", "name", "id"], name="product_active_name_id"),
+            models.Index(fields=["is_active", "category", "name", "id"], name="product_active_category_name"),
+            # Search scans the catalog: `q` is icontains on the name (UPPER(name) LIKE '%..%', served by
+            # trigrams) or an exact, case-insensitive SKU (UPPER(sku) = ..).
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="product_name_upper_trgm"),
+            models.Index(Upper("sku"), name="product_sku_upper"),
         ]
 
     def __str__(self) -> str:

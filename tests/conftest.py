@@ -60,6 +60,28 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
         _drop_database_force(test_name)
 
 
+@pytest.fixture(autouse=True)
+def _fail_on_n_plus_one(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """N+1: every test body runs under django-zeal (each request also gets its own zeal context, from the
+    middleware), so a lazy load repeated in a loop fails the test. Wrap a deliberate repeat in `zeal_ignore()`."""
+    if not getattr(settings, "ZEAL_ENABLED", False):
+        yield
+        return
+    from factory.django import DjangoModelFactory
+    from zeal import zeal_context, zeal_ignore
+
+    generate = DjangoModelFactory._generate.__func__  # type: ignore[attr-defined]
+
+    def generate_outside_zeal(cls: Any, strategy: Any, params: Any) -> Any:
+        # Test data set-up (get_or_create in a batch) is not the code under test.
+        with zeal_ignore():
+            return generate(cls, strategy, params)
+
+    monkeypatch.setattr(DjangoModelFactory, "_generate", classmethod(generate_outside_zeal))
+    with zeal_context():
+        yield
+
+
 @pytest.fixture
 def alice(db: None) -> User:
     """The owner in most tests."""
