@@ -26,6 +26,7 @@ from orders.services import (
     ShippingAddress,
     _enqueue_payment_after_commit,
     _is_idempotency_violation,
+    busy_on_lock_contention,
     do_order_create,
 )
 from shop.models import Product
@@ -183,7 +184,8 @@ def cart_checkout(
         # Resubmit after a dropped connection, or back-then-submit: the form already produced this order.
         return CheckoutResult(order=existing, created=False)
     try:
-        with transaction.atomic(durable=True):
+        # Lock pile-up: a product row lock that times out (do_order_create sets lock_timeout) is Busy, not 500.
+        with busy_on_lock_contention(), transaction.atomic(durable=True):
             cart = _lock_cart(user)
             # Double click: the twin request waited on the cart lock; once the first committed, its order is
             # visible here (READ COMMITTED reads the latest commit per statement), so the twin lands on it.
