@@ -150,7 +150,18 @@ def idempotency_release(*, record: IdempotencyKey) -> None:
         logger.warning("could not release idempotency key", extra={"key_id": record.pk}, exc_info=True)
 
 
-def idempotency_purge_expired() -> int:
+def idempotency_purge_expired(*, batch_size: int = 5000) -> int:
+    """Delete keys older than the retention window. Returns how many were deleted."""
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    purged = 0
+    while True:
+        # Long statement: a backlog is deleted in small batches, each well inside statement_timeout.
+        batch = list(
+            IdempotencyKey.objects.filter(created_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not batch:
+            return purged
+        deleted, _ = IdempotencyKey.objects.filter(pk__in=batch).delete()
+        purged += deleted

@@ -136,6 +136,16 @@ def test_purge_deletes_only_keys_older_than_the_retention(alice: User, settings:
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
 
 
+def test_purge_works_through_a_backlog_in_batches(alice: User, settings: Any) -> None:
+    for key in ("a", "b", "c"):
+        idempotency_claim(user=alice, key=key, fingerprint="f")
+    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS, minutes=1)
+    IdempotencyKey.objects.update(created_at=expired)
+
+    assert idempotency_purge_expired(batch_size=2) == 3
+    assert not IdempotencyKey.objects.exists()
+
+
 @pytest.mark.parametrize("raw", [None, "", "   "])
 def test_a_missing_key_is_refused(raw: str | None) -> None:
     with pytest.raises(IdempotencyKeyMissing) as refused:
