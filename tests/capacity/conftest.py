@@ -29,9 +29,7 @@ def pool_role(django_db_setup: None) -> Iterator[str]:
     )
     yield role
     with superuser_connection() as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role]
-        )
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
         conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
