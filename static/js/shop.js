@@ -125,11 +125,14 @@
         window.location.assign(response.url);
         return;
       }
+      // Busy (lock timeout, throttled) or down: offer the same-key retry rather than a page without the form.
+      var transient = response.status >= 500 || response.status === 429 || response.headers.has("Retry-After");
       return response.text().then(function (html) {
-        if (swapMain(html)) return;
+        if (!transient && swapMain(html)) return;
         setBusy(form, false);
-        showFailure(form, body,
-          "The server answered with an error (" + response.status + "). Nothing was ordered twice.");
+        showFailure(form, body, transient
+          ? "The shop is busy right now (" + response.status + "). Wait a moment, then try again."
+          : "The server answered with an error (" + response.status + "). Nothing was ordered twice.");
       });
     }).catch(function () {
       window.clearTimeout(timer);
