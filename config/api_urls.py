@@ -1,6 +1,6 @@
 """The v1 API, as written in the HTTP API contract."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -26,6 +26,8 @@ urlpatterns = [
     path(
         "orders/<int:order_id>/cancel/", OrderCancelApi.as_view(throttle_classes=WRITE_THROTTLES), name="order-cancel"
     ),
+    # Staff section: fulfilment and catalog, scoped by object grants (backoffice/api_urls.py, names "staff-*").
+    path("staff/", include("backoffice.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

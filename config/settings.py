@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "orders",
     "payments",
     "idempotency",
+    "backoffice",
 ]
 
 MIDDLEWARE = [

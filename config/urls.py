@@ -16,5 +16,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("cart/", include("cart.urls")),
     path("orders/", include("orders.urls")),
+    path("staff/", include("backoffice.urls")),
     path("", include("shop.urls")),
 ]

@@ -144,6 +144,11 @@ def _order_edit_form(scene: Any) -> dict[str, Any]:
     return {**order_details(order), "note": "edited", "version": order.version, "original": sign_original(order)}
 
 
+def _product_edit_form(scene: Any) -> dict[str, Any]:
+    product = scene.product
+    return {"name": "Renamed", "description": "", "price": "13.00", "is_active": "on", "version": product.version}
+
+
 ADMIN = Route(
     sample="admin:index",
     access={"GET": cells(anonymous=302, owner=302, other_customer=302, staff_without_grant=200, staff_with_grant=200)},
@@ -250,6 +255,34 @@ POLICY: dict[str, Route] = {
     "orders:cancel": Route(
         obj="order",
         access={"GET": owner_only(anonymous=WEB_LOGIN), "POST": owner_only(303, anonymous=WEB_LOGIN)},
+    ),
+    # --- Staff API: fulfilment (orders of granted centres) and catalog (products of granted categories) -----
+    "api:staff-orders": Route(access={"GET": staff_only(anonymous=API_LOGIN)}, note="each sees only granted centres"),
+    "api:staff-order": Route(obj="order", access={"GET": granted_staff_only(anonymous=API_LOGIN)}),
+    "api:staff-order-fulfil": Route(obj="paid_order", access={"POST": granted_staff_only(anonymous=API_LOGIN)}),
+    "api:staff-products": Route(access={"GET": staff_only(anonymous=API_LOGIN)}),
+    "api:staff-product": Route(
+        obj="product",
+        access={
+            "GET": granted_staff_only(anonymous=API_LOGIN),
+            "PATCH": granted_staff_only(anonymous=API_LOGIN),
+        },
+        body={"PATCH": lambda scene: {"name": "Renamed by the matrix"}},
+        headers={"PATCH": lambda scene: {"If-Match": f'"{scene.product.version}"'}},
+    ),
+    # --- Staff pages (/staff/): customers 403, staff see only what they were granted ---------------------
+    "staff:home": Route(access={"GET": staff_only(anonymous=WEB_LOGIN)}),
+    "staff:orders": Route(access={"GET": staff_only(anonymous=WEB_LOGIN)}),
+    "staff:order": Route(obj="order", access={"GET": granted_staff_only(anonymous=WEB_LOGIN)}),
+    "staff:order-fulfil": Route(obj="paid_order", access={"POST": granted_staff_only(303, anonymous=WEB_LOGIN)}),
+    "staff:products": Route(access={"GET": staff_only(anonymous=WEB_LOGIN)}),
+    "staff:product": Route(
+        obj="product",
+        access={
+            "GET": granted_staff_only(anonymous=WEB_LOGIN),
+            "POST": granted_staff_only(303, anonymous=WEB_LOGIN),
+        },
+        body={"POST": _product_edit_form},
     ),
     # --- Django admin: one rule for the whole site (named and unnamed admin routes) ----------------------
     "admin:*": ADMIN,

@@ -178,3 +178,17 @@ def build_scene() -> Scene:
         cart_item=cart_item,
         berlin_group=berlin_group,
     )
+
+
+def delete_scene(scene: Scene) -> None:
+    """Remove a scene that was committed outside a test transaction (the matrix shares one per module)."""
+    users = [scene.owner, scene.other_customer, scene.staff_without_grant, scene.staff_with_grant]
+    OrderLine.objects.filter(order__customer__in=users).delete()
+    Order.objects.filter(customer__in=users).delete()
+    Cart.objects.filter(user__in=users).delete()
+    Product.objects.filter(pk__in=[scene.product.pk, scene.coffee_product.pk]).delete()
+    Category.objects.filter(pk__in=[scene.tea.pk, scene.coffee.pk]).delete()
+    FulfilmentCentre.objects.filter(pk__in=[scene.berlin.pk, scene.rotterdam.pk]).delete()
+    # Object permissions go with their users and groups (foreign keys, CASCADE).
+    Group.objects.filter(name__in=["Fulfilment Berlin", "Fulfilment Rotterdam"]).delete()
+    User.objects.filter(pk__in=[user.pk for user in users]).delete()

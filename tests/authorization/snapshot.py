@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -40,11 +41,11 @@ def database_snapshot() -> dict[str, list[dict[str, Any]]]:
     return picture
 
 
-def changed_tables(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> list[str]:
+def changed_tables(before: Mapping[str, list[Any]], after: Mapping[str, list[Any]]) -> list[str]:
     return [label for label in before if before[label] != after[label]]
 
 
-def owner_rows(owner: User) -> dict[str, list[dict[str, Any]]]:
+def owner_rows(owner: User) -> dict[str, list[Any]]:
     """Everything that belongs to one customer: nobody else's request may change any of it."""
     return {
         "orders": list(Order.objects.filter(customer=owner).order_by("pk").values()),

@@ -1,7 +1,8 @@
 """The authorization matrix: every route x every method x every actor, checked against policy.py.
 
-For each cell the test builds a fresh scene (tests/authorization/scene.py), sends the request as the actor,
-and asserts:
+The scene (tests/authorization/scene.py) is built once for this module and committed; every cell runs in its
+own transaction that is rolled back, so each cell starts from the same untouched scene. Each cell sends one
+request as its actor and asserts:
   1. the status is exactly the one the policy declares;
   2. actors who are never entitled to alice's data (anonymous, bob, staff without the grant) find none of her
      secrets (order numbers, name, address, e-mail) in the body or headers, whatever the status;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -34,7 +36,7 @@ from tests.authorization.policy import (
     policy_for,
 )
 from tests.authorization.routes import RouteInfo, project_routes
-from tests.authorization.scene import Scene, build_scene
+from tests.authorization.scene import Scene, build_scene, delete_scene
 from tests.authorization.snapshot import changed_tables, database_snapshot, owner_rows
 
 pytestmark = pytest.mark.django_db
@@ -125,13 +127,21 @@ def _is_login_redirect(response: Any) -> bool:
     return response.status_code == 302 and "login" in response.get("Location", "")
 
 
+@pytest.fixture(scope="module")
+def scene(django_db_setup: None, django_db_blocker: Any) -> Iterator[Scene]:
+    with django_db_blocker.unblock():
+        built = build_scene()
+    yield built
+    with django_db_blocker.unblock():
+        delete_scene(built)
+
+
 # N+1 has its own suite; here a library's harmless double get() (simplejwt's refresh rotation, Django's
 # logout) must not hide an authorization result, so zeal reports instead of raising.
 @override_settings(ZEAL_RAISE=False)
 @pytest.mark.parametrize("cell", CELLS, ids=[cell.id for cell in CELLS])
-def test_cell(cell: Cell) -> None:
+def test_cell(cell: Cell, scene: Scene) -> None:
     with zeal_ignore():
-        scene = build_scene()
         before = database_snapshot()
         owner_before = owner_rows(scene.owner)
 
