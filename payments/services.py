@@ -247,7 +247,7 @@ def _redrive_stuck_payments(report: ReconcileReport, now: datetime, batch_size: 
     limit = batch_size if breaker.state() == CLOSED else 1
     order_ids = list(stuck.order_by("updated_at").values_list("order_id", flat=True)[:limit])
     # Duplicate work: touch the rows so the next run does not send these again before REDRIVE_AFTER.
-    Payment.objects.filter(order_id__in=order_ids, status=PaymentStatus.PENDING).update(updated_at=timezone.now())
+    Payment.objects.filter(order_id__in=order_ids, status=PaymentStatus.PENDING).update(updated_at=now)
     for order_id in order_ids:
         payment_capture_enqueue(order_id)
     report.redriven = len(order_ids)

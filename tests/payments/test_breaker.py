@@ -75,7 +75,8 @@ def test_many_workers_after_the_cool_down_let_exactly_one_probe_through(breaker:
 def _naive_before_call(breaker: CircuitBreaker) -> bool:
     """The race the Lua script prevents: read the state, decide, write the state, in separate round trips."""
     client = redis_connection()
-    state = (client.hget(breaker.key, "state") or b"closed").decode()
+    raw = client.hget(breaker.key, "state") or b"closed"
+    state = raw.decode() if isinstance(raw, bytes) else str(raw)
     if state == OPEN:
         time.sleep(0.005)  # the round trip between reading "open, cool-down over" and writing "half_open"
         client.hset(breaker.key, "state", HALF_OPEN)

@@ -1,0 +1,161 @@
+"""Capture is idempotent, and the reconciliation job repairs what crashes and outages leave behind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from accounts.models import User
+from orders.models import Order, OrderStatus
+from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
+from payments.breaker import CircuitBreaker, provider_breaker
+from payments.client import provider_charge
+from payments.models import Payment, PaymentStatus
+from payments.services import payment_capture, payment_reconcile
+from shop.models import Product
+from tests.capacity.infra import ProviderSimulator, run_in_threads
+from tests.conftest import DEFAULT_ADDRESS
+from tests.factories import ProductFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _place(customer: User, product: Product, key: str) -> Order:
+    return order_place(
+        customer=customer,
+        lines=[LineRequest(product_id=product.pk, quantity=2)],
+        shipping_address=ShippingAddress(**DEFAULT_ADDRESS),
+        idempotency_key=key,
+    ).order
+
+
+def _later(seconds: float) -> Any:
+    return timezone.now() + timedelta(seconds=seconds + 1)
+
+
+@pytest.fixture
+def alice() -> User:
+    return UserFactory.create(username="alice")
+
+
+@pytest.fixture
+def product() -> Product:
+    return ProductFactory.create(stock_on_hand=10)
+
+
+def test_a_duplicated_capture_charges_once_and_never_refunds_a_paid_order(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    order = _place(alice, product, "dup")
+    outcomes = run_in_threads(4, lambda _: payment_capture(order_id=order.pk))
+    assert "captured" in outcomes
+    assert set(outcomes) <= {"captured", "already_captured", "skipped"}
+    assert provider.stats()["charges_per_key"] == {f"shop-order-{order.pk}": 1}
+    assert provider.stats()["refunds"] == 0
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+    assert Payment.objects.get(order=order).status == PaymentStatus.CAPTURED
+    assert payment_capture(order_id=order.pk) == "skipped"  # a redelivered task, later
+
+
+def test_a_charge_that_lands_after_a_cancel_is_refunded(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    from payments.services import payment_settle_charge
+
+    order = _place(alice, product, "late")
+    payment = Payment.objects.get(order=order)
+    charge = provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+    order_cancel(order=order)  # the customer cancels while the charge is on its way back
+    assert payment_settle_charge(payment=payment, charge_id=charge.charge_id) == "refunded_after_cancel"
+    assert Payment.objects.get(order=order).status == PaymentStatus.REFUNDED
+    assert provider.stats()["refunds"] == 1
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 10  # returned once, by the cancel
+
+
+def test_redrive_sends_stuck_orders_again_unless_the_breaker_holds_them(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product, settings: Any
+) -> None:
+    for key in ("a", "b", "c"):
+        _place(alice, product, key)
+    later = _later(django_settings.PAYMENT_REDRIVE_AFTER_S)
+    assert payment_reconcile(now=timezone.now()).redriven == 0  # not stuck yet
+
+    for _ in range(3):
+        breaker.record_failure()
+    held = payment_reconcile(now=later)
+    assert (held.redriven, held.redrive_held_by_breaker) == (0, 3)
+
+    settings.PAYMENT_BREAKER_COOLDOWN_S = 0.001  # cool-down over: half-open, one order goes first as the probe
+    probing = payment_reconcile(now=later)
+    assert (probing.redriven, probing.redrive_held_by_breaker) == (1, 2)
+
+    # The probe's task runs and succeeds: the circuit closes, and the next run sends everything.
+    probe = provider_breaker()
+    assert probe.before_call().allowed
+    probe.record_success()
+    assert payment_reconcile(now=_later(2 * django_settings.PAYMENT_REDRIVE_AFTER_S)).redriven == 3
+
+
+def test_an_abandoned_order_that_never_charged_is_cancelled_and_its_stock_released(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    order = _place(alice, product, "old")
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 8
+
+    report = payment_reconcile(now=_later(django_settings.PAYMENT_ABANDON_AFTER_S))
+
+    assert report.abandoned == 1
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    assert Payment.objects.get(order=order).status == PaymentStatus.FAILED
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 10
+
+
+def test_an_abandoned_order_the_provider_did_charge_is_settled_as_paid(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    order = _place(alice, product, "charged-but-unknown")
+    payment = Payment.objects.get(order=order)
+    # The charge went through, but its answer was lost (a timeout) and the task gave up.
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+
+    report = payment_reconcile(now=_later(django_settings.PAYMENT_ABANDON_AFTER_S))
+
+    assert report.settled_from_provider == 1
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 8  # sold, not released
+    assert provider.stats()["charges_per_key"] == {payment.idempotency_key: 1}
+
+
+def test_an_abandoned_order_is_left_alone_while_the_provider_cannot_answer(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    order = _place(alice, product, "unknown")
+    provider.control(outage=True)
+
+    report = payment_reconcile(now=_later(django_settings.PAYMENT_ABANDON_AFTER_S))
+
+    assert report.undecided == 1
+    assert report.abandoned == 0
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 8
+
+
+def test_orphans_are_repaired_and_counted(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    without_payment = _place(alice, product, "no-payment-row")
+    Payment.objects.filter(order=without_payment).delete()  # what a hand-written insert could leave
+    captured_but_cancelled = _place(alice, product, "lost-refund")
+    Payment.objects.filter(order=captured_but_cancelled).update(status=PaymentStatus.CAPTURED)
+    Order.objects.filter(pk=captured_but_cancelled.pk).update(status=OrderStatus.CANCELLED)
+
+    report = payment_reconcile()
+
+    assert report.payments_created == 1
+    assert Payment.objects.get(order=without_payment).status == PaymentStatus.PENDING
+    assert report.refunds_enqueued == 1
+    assert payment_reconcile().payments_created == 0  # idempotent: nothing left to create
