@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from zeal import zeal_ignore
 
+import payments.tasks
 from accounts.models import User
 from core.errors import Conflict, InsufficientStock, PreconditionFailed
 from orders.models import Order, OrderLine, OrderStatus
@@ -30,6 +31,15 @@ from tests.conftest import DEFAULT_ADDRESS
 pytestmark = pytest.mark.django_db
 
 ADDRESS = ShippingAddress(**DEFAULT_ADDRESS)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """Record the payment tasks the services send after commit, instead of sending them to a broker."""
+    tasks: dict[str, list[int]] = {"capture": [], "refund": []}
+    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", tasks["capture"].append)
+    monkeypatch.setattr(payments.tasks, "payment_refund_enqueue", tasks["refund"].append)
+    return tasks
 
 
 @pytest.fixture(autouse=True)
@@ -57,12 +67,14 @@ def assert_nothing_written() -> None:
 
 
 def test_place_writes_order_lines_payment_and_decrements_stock_in_one_go(
-    alice: User, product_factory: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    alice: User, product_factory: Any, sent: dict[str, list[int]], django_capture_on_commit_callbacks: Any
 ) -> None:
     tea = product_factory(price=Decimal("12.50"), stock_on_hand=5)
     coffee = product_factory(price=Decimal("3.00"), stock_on_hand=5)
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         order = place(alice, (tea, 2), (coffee, 1))
+        # Phantom work: nothing is sent while the order is not committed yet.
+        assert sent["capture"] == []
 
     assert (order.status, order.version, order.total, order.number) == (
         OrderStatus.PENDING_PAYMENT,
@@ -76,8 +88,7 @@ def test_place_writes_order_lines_payment_and_decrements_stock_in_one_go(
     ]
     assert Payment.objects.get(order=order).status == PaymentStatus.PENDING
     assert (stock_of(tea), stock_of(coffee)) == (3, 4)
-    # Phantom work: the payment task is only sent once the order is committed.
-    assert len(callbacks) == 1
+    assert sent["capture"] == [order.pk]
 
 
 def test_placing_the_same_key_twice_returns_the_first_order(alice: User, product_factory: Any) -> None:
@@ -170,13 +181,14 @@ def test_cancel_returns_stock_once_and_a_repeat_is_a_no_op(alice: User, product_
 
 
 def test_cancelling_a_paid_order_sends_the_refund_after_commit(
-    alice: User, product_factory: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    alice: User, product_factory: Any, sent: dict[str, list[int]], django_capture_on_commit_callbacks: Any
 ) -> None:
     order = place(alice, (product_factory(stock_on_hand=5), 1))
     order_transition(order_id=order.pk, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID)
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         order_cancel(order=order)
-    assert len(callbacks) == 1
+        assert sent["refund"] == []
+    assert sent["refund"] == [order.pk]
 
 
 def test_a_fulfilled_order_cannot_be_cancelled(alice: User, product_factory: Any) -> None:
