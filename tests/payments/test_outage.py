@@ -52,9 +52,7 @@ def test_orders_wait_out_a_provider_outage_and_are_all_paid_exactly_once_after_i
     assert wait_until(lambda: Payment.objects.filter(order_id__in=order_ids, attempts__gte=1).count() == ORDERS)
     assert breaker.state() == OPEN
     assert provider.stats()["requests"] == THRESHOLD * ATTEMPTS
-    assert set(Order.objects.filter(pk__in=order_ids).values_list("status", flat=True)) == {
-        OrderStatus.PENDING_PAYMENT
-    }
+    assert set(Order.objects.filter(pk__in=order_ids).values_list("status", flat=True)) == {OrderStatus.PENDING_PAYMENT}
 
     # The provider comes back and the cool-down ends; the periodic job (run by the worker) re-drives.
     provider.control(outage=False)

@@ -68,7 +68,9 @@ def test_a_charge_that_lands_after_a_cancel_is_refunded(
 
     order = _place(alice, product, "late")
     payment = Payment.objects.get(order=order)
-    charge = provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+    charge = provider_charge(
+        idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference=""
+    )
     order_cancel(order=order)  # the customer cancels while the charge is on its way back
     assert payment_settle_charge(payment=payment, charge_id=charge.charge_id) == "refunded_after_cancel"
     assert Payment.objects.get(order=order).status == PaymentStatus.REFUNDED
