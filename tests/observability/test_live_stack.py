@@ -340,3 +340,16 @@ def test_shop_metrics_and_scrape_time_gauges_reach_prometheus(live_stack: LiveSt
     rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {group["name"] for group in rules} == {"shop-recording", "shop-alerts"}
     assert all(rule["health"] in {"ok", "unknown"} for group in rules for rule in group["rules"])
+
+
+def test_every_dashboard_query_is_valid_promql(prometheus: str) -> None:
+    dashboard = json.loads((ROOT / "deploy/observability/grafana-dashboard.json").read_text())
+    queries = [
+        (panel["title"], target["expr"].replace("$__rate_interval", "1m"))
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
+    assert len(queries) >= 15
+    for title, query in queries:
+        response = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5)
+        assert response.status_code == 200, f"{title}: {response.text}"

@@ -131,3 +131,35 @@ def test_a_violation_becomes_a_gauge_and_one_sentry_issue(
     assert 'shop_invariant_violations{invariant="stock_conservation"} 2.0' in body
     assert 'shop_invariant_violations{invariant="no_negative_stock"} 0.0' in body
     assert "shop_invariant_last_run_timestamp_seconds" in body
+
+
+# --- Dashboards and alerts refer to metrics that exist ----------------------------------------------------------
+
+
+def _exported_series_names() -> set[str]:
+    from prometheus_client.core import Metric
+
+    from observability.collectors import ShopStateCollector
+
+    families: list[Metric] = [*REGISTRY.collect(), *ShopStateCollector().collect()]
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    return {family.name + suffix for family in families for suffix in suffixes.get(family.type, [""])}
+
+
+def test_dashboard_and_alert_rules_use_only_metrics_the_app_exports(db: None) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "observability"
+    alerts = (deploy / "alerts.yml").read_text()
+    dashboard = json.loads((deploy / "grafana-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    recorded = set(re.findall(r"record: (\S+)", alerts))
+
+    used = set(re.findall(r"(?<![:\w])(shop_[a-z_]+)", alerts + "\n".join(expressions)))
+
+    assert used, "no shop metrics found in the dashboard and rules"
+    assert used - _exported_series_names() - recorded == set()
+    # Every recording rule the dashboard reads is defined.
+    assert {name for name in re.findall(r"\b([a-z_]+:[a-z0-9_:]+)", "\n".join(expressions))} <= recorded
