@@ -15,6 +15,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from observability.logs import configure_structlog, logging_config
+from observability.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,12 +66,15 @@ INSTALLED_APPS = [
     "orders",
     "payments",
     "idempotency",
+    "observability",
     "backoffice",
 ]
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
     "core.middleware.ServerTimingMiddleware",
+    # No observability: one JSON access line and the request metrics per request (sees the query counter).
+    "observability.middleware.AccessLogMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -357,14 +362,40 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
-# --- Logging ------------------------------------------------------------------------------------------------
+# --- Logging, metrics, error tracking (observability/, docs/patterns/06-observability.md) -----------------
+# JSON lines on stdout in production (and whenever LOG_FORMAT=json); readable lines for local development.
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "console")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+configure_structlog()
+# Celery keeps the LOGGING above instead of installing its own plain-text handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# /metrics: open in development; in production it needs METRICS_TOKEN (Bearer) or METRICS_ALLOWED_IPS, or is 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+# PgBouncer's admin console (SHOW POOLS) for the pool gauges; empty disables them.
+_pooler = dj_database_url.parse(DATABASE_URL)
+METRICS_PGBOUNCER_URL = env_str(
+    "METRICS_PGBOUNCER_URL", f"postgres://{_pooler['USER']}@{_pooler['HOST']}:{_pooler['PORT']}/pgbouncer"
+)
+
+# Invariant checker: how long an order may wait in pending_payment before the audit calls it stuck (the
+# reconciliation job should have cancelled it at PAYMENT_ABANDON_AFTER_S), and how long a cancelled paid order
+# may stay captured before its refund must have happened.
+INVARIANT_PENDING_PAYMENT_MAX_AGE_S = env_int(
+    "INVARIANT_PENDING_PAYMENT_MAX_AGE_S", PAYMENT_ABANDON_AFTER_S + 3600, minimum=60
+)
+INVARIANT_REFUND_GRACE_S = env_int("INVARIANT_REFUND_GRACE_S", 3600, minimum=60)
+INVARIANT_TIMEOUT_S = env_int("INVARIANT_TIMEOUT_S", 60, minimum=1)
+INVARIANT_CHECK_INTERVAL_S = env_int("INVARIANT_CHECK_INTERVAL_S", 300, minimum=10)
+
+# Sentry: off unless SENTRY_DSN is set. Scrubbing (no passwords, tokens, cards, addresses, cookies) is in
+# observability/sentry.py.
+SENTRY_ENABLED = sentry_init(
+    dsn=env_str("SENTRY_DSN", ""),
+    environment=env_str("SENTRY_ENVIRONMENT", DJANGO_ENV),
+    release=env_str("SENTRY_RELEASE", ""),
+    sample_rate=env_float("SENTRY_SAMPLE_RATE", 1.0, minimum=0.0),
+    traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0),
+)

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from core.health import healthz, readyz
+from observability.views import metrics_view
 
 handler400 = "core.views.bad_request"
 handler403 = "core.views.permission_denied"
@@ -11,6 +12,7 @@ handler500 = "core.views.server_error"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("config.api_urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
