@@ -46,7 +46,9 @@ run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat 
 	@echo "Hardened Shop on http://127.0.0.1:8000  (demo logins: alice / bob / charlie, password demo-password-123)"
 	@# Metrics across processes: web workers and Celery children count into one emptied directory.
 	@rm -rf $(RUN_DIR)/prometheus && mkdir -p $(RUN_DIR)/prometheus
-	PROMETHEUS_MULTIPROC_DIR=$(RUN_DIR)/prometheus exec $(VENV)/bin/honcho start -f Procfile
+	@# Logs: one JSON object per line, as in production (LOG_FORMAT=console make run for readable lines).
+	LOG_FORMAT=$${LOG_FORMAT:-json} PROMETHEUS_MULTIPROC_DIR=$(RUN_DIR)/prometheus \
+		exec $(VENV)/bin/honcho start -f Procfile
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
