@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts.models import User
 from accounts.services import user_register
@@ -33,6 +37,31 @@ class RegisterApi(APIView):
         payload.is_valid(raise_exception=True)
         user = user_register(**payload.validated_data)
         return Response(self.RegisteredUserSerializer(user).data, status=201)
+
+
+class TokenObtainApi(TokenObtainPairView):
+    """POST username + password -> access (minutes) + refresh (rotated on use, blacklisted on logout).
+
+    Brute force: the credentials are checked through django-axes with the Django request itself, so a failure
+    here counts toward the same lockout as the web login page, and a locked-out username+address gets 429
+    problem+json with Retry-After (accounts/lockout.py), even with the right password.
+    """
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        # axes marks the lockout on the request it is given; AxesMiddleware reads it from the Django request.
+        return {**super().get_serializer_context(), "request": self.request._request}
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from error
+        # A token is a log-in: like the web login, it resets the failure count (AXES_RESET_ON_SUCCESS) and
+        # records last_login.
+        user = serializer.user  # type: ignore[attr-defined]
+        user_logged_in.send(sender=type(user), request=request._request, user=user)
+        return Response(serializer.validated_data, status=200)
 
 
 class LogoutApi(APIView):

@@ -2,9 +2,9 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenRefreshView
 
-from accounts.apis import LogoutApi, RegisterApi
+from accounts.apis import LogoutApi, RegisterApi, TokenObtainApi
 from core.throttling import LOGIN_THROTTLES, REGISTER_THROTTLES, WRITE_THROTTLES
 from orders.apis import OrderCancelApi, OrderDetailApi, OrderListCreateApi
 from shop.apis import CategoryListApi, ProductDetailApi, ProductListApi
@@ -15,7 +15,7 @@ app_name = "api"
 # (core/throttling.py; the write throttles pass GETs through untouched).
 urlpatterns = [
     path("auth/register/", RegisterApi.as_view(throttle_classes=REGISTER_THROTTLES), name="register"),
-    path("auth/token/", TokenObtainPairView.as_view(throttle_classes=LOGIN_THROTTLES), name="token"),
+    path("auth/token/", TokenObtainApi.as_view(throttle_classes=LOGIN_THROTTLES), name="token"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("auth/logout/", LogoutApi.as_view(), name="logout"),
     path("categories/", CategoryListApi.as_view(), name="categories"),
