@@ -152,3 +152,24 @@ def test_twin_a_read_then_write_counter_lets_more_than_the_limit_through(setting
     settings.THROTTLE_RATES["write_ip"] = f"{LIMIT}/min"
     results = run_in_threads(BURST, lambda _: _naive_read_then_write_hit("write_ip", "203.0.113.8"))
     assert results.count(True) > LIMIT
+
+
+@pytest.mark.django_db
+def test_the_web_login_and_checkout_pages_are_throttled(settings: Any) -> None:
+    settings.THROTTLE_RATES.update(login_ip="2/min", write_user="1/min")
+    browser = Client()
+    logins = [
+        browser.post("/accounts/login/", {"username": f"someone{n}", "password": "wrong"}).status_code
+        for n in range(3)
+    ]
+    assert logins[:2] != [429, 429]
+    assert logins[2] == 429
+
+    alice = UserFactory.create(username="alice")
+    browser.force_login(alice)
+    assert browser.get("/cart/checkout/").status_code != 429  # looking is free
+    first = browser.post("/cart/checkout/", {})
+    second = browser.post("/cart/checkout/", {})
+    assert first.status_code != 429
+    assert second.status_code == 429
+    assert int(second["Retry-After"]) >= 1

@@ -2,6 +2,10 @@
 
 python manage.py seed_demo                         # the demo shop: categories, products, customers
 python manage.py seed_demo --products 10000 --customers 1000 --orders 100000   # volume for benchmarks
+
+Demo accounts (password demo-password-123): customers alice, bob, charlie; superuser admin; staff
+fulfil_berlin (group "Fulfilment Berlin", granted the Berlin centre: sees and ships only its orders) and
+catalog_tea (granted the Tea category: edits only its products). See docs/patterns/04-authorization.md.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.db.models import Max
+from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from orders.models import FulfilmentCentre, Order
@@ -150,6 +156,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             self._demo_catalog()
             self._demo_customers()
+            self._demo_staff()
         if options["products"]:
             self._volume_products(options["products"], options["stock"])
         if options["customers"]:
@@ -196,6 +203,23 @@ class Command(BaseCommand):
             )
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
+
+    def _demo_staff(self) -> None:
+        """Two staff roles with object grants (django-guardian), managed in the admin afterwards."""
+        password = make_password(DEMO_PASSWORD)
+        packer, _ = User.objects.get_or_create(
+            username="fulfil_berlin",
+            defaults={"email": "fulfil_berlin@example.com", "password": password, "is_staff": True},
+        )
+        berlin_team, _ = Group.objects.get_or_create(name="Fulfilment Berlin")
+        # Grant to the group, on one centre: everyone in the group ships Berlin's orders, and only those.
+        assign_perm("orders.fulfil_centre_orders", berlin_team, FulfilmentCentre.objects.get(code="berlin"))
+        packer.groups.add(berlin_team)
+        tea_manager, _ = User.objects.get_or_create(
+            username="catalog_tea",
+            defaults={"email": "catalog_tea@example.com", "password": password, "is_staff": True},
+        )
+        assign_perm("shop.manage_category_products", tea_manager, Category.objects.get(slug="tea"))
 
     def _volume_products(self, target: int, stock: int) -> None:
         """Generated products in one INSERT .. SELECT generate_series: 10,000 rows in well under a second."""
