@@ -52,7 +52,7 @@ def wait_for(condition: Callable[[], bool]) -> None:
 def test_replay_reuse_in_flight_and_missing_key_over_http(
     live_server: Any, alice: User, product_factory: Any, settings: Any
 ) -> None:
-    settings.ORDER_LOCK_TIMEOUT_MS = 20_000
+    settings.ORDER_LOCK_TIMEOUT_MS = 4_000  # below the role's statement_timeout (5 s)
     product = product_factory(stock_on_hand=5)
     url = f"{live_server.url}/api/v1/orders/"
     auth = sign_in(live_server.url, alice)
@@ -99,7 +99,7 @@ def test_replay_reuse_in_flight_and_missing_key_over_http(
 def test_a_burst_of_purchases_over_http_never_oversells(
     live_server: Any, alice: User, product_factory: Any, settings: Any
 ) -> None:
-    settings.ORDER_LOCK_TIMEOUT_MS = 20_000
+    settings.ORDER_LOCK_TIMEOUT_MS = 4_000  # below the role's statement_timeout (5 s)
     product = product_factory(stock_on_hand=5)
     url = f"{live_server.url}/api/v1/orders/"
     auth = sign_in(live_server.url, alice)
@@ -112,6 +112,7 @@ def test_a_burst_of_purchases_over_http_never_oversells(
     replies = [outcome.unwrap() for outcome in run_concurrently(buy, 20)]
 
     assert Counter(reply.status_code for reply in replies) == {201: 5, 409: 15}
-    assert {reply.json()["code"] for reply in replies if reply.status_code == 409} == {"insufficient_stock"}
+    # Normally insufficient_stock; on a very slow box a buyer may have waited too long for the lock: busy.
+    assert {reply.json()["code"] for reply in replies if reply.status_code == 409} <= {"insufficient_stock", "busy"}
     assert Product.objects.values_list("stock_on_hand", flat=True).get(pk=product.pk) == 0
     assert Order.objects.count() == 5

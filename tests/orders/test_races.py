@@ -99,7 +99,8 @@ def cause_of(outcome_error: BaseException | None) -> BaseException | None:
 def test_fifty_buyers_for_the_last_ten_units_exactly_ten_win(
     product_factory: Any, settings: Any, enqueued: dict[str, list[int]], protection: str
 ) -> None:
-    settings.ORDER_LOCK_TIMEOUT_MS = 10_000  # this test is about stock, not about lock timeouts
+    # Generous, but below the role's statement_timeout (5 s), so a slow box answers busy rather than 503.
+    settings.ORDER_LOCK_TIMEOUT_MS = 4_000
     product = product_factory(stock_on_hand=10)
     clients = [bearer_client(buyer) for buyer in UserFactory.create_batch(50)]
 
@@ -126,7 +127,10 @@ def test_fifty_buyers_for_the_last_ten_units_exactly_ten_win(
     assert statuses == {201: 10, 409: 40}, statuses
     for reply in replies:
         if reply.status_code == 409:
-            assert reply.json()["code"] == "insufficient_stock"
+            # Normally insufficient_stock; on a very slow box a buyer may have waited too long: busy, retry later.
+            assert reply.json()["code"] in {"insufficient_stock", "busy"}
+            if reply.json()["code"] == "busy":
+                assert int(reply["Retry-After"]) >= 1
     assert final_stock == 0
     assert Order.objects.count() == 10
     assert sum(OrderLine.objects.values_list("quantity", flat=True)) == 10
@@ -187,7 +191,7 @@ def test_twin_without_lock_the_check_constraint_alone_still_refuses_to_go_negati
 def test_mixed_carts_racing_in_opposite_orders_never_deadlock(
     product_factory: Any, settings: Any, enqueued: dict[str, list[int]]
 ) -> None:
-    settings.ORDER_LOCK_TIMEOUT_MS = 10_000
+    settings.ORDER_LOCK_TIMEOUT_MS = 4_000  # below the role's statement_timeout; a deadlock would also be busy
     tea, coffee, cocoa = (product_factory(stock_on_hand=100) for _ in range(3))
     racers = 12
     clients = [bearer_client(buyer) for buyer in UserFactory.create_batch(racers)]
