@@ -277,3 +277,24 @@ def test_order_page_stops_polling_after_the_bound_and_says_where_to_check(
     assert 1 <= count_at_bound <= 3  # backoff: 1 s, then 1.6 s, ... not a poll per frame
     page.wait_for_timeout(3000)
     assert len(polls) == count_at_bound  # and no polling after the bound
+
+
+def test_a_busy_answer_offers_the_same_key_retry_not_a_dead_end(page: Page, alice: User, alice_cart: None) -> None:
+    answered = {"busy": False}
+
+    def busy_once(route: Route) -> None:
+        if route.request.method == "POST" and not answered["busy"]:
+            answered["busy"] = True
+            route.fulfill(status=503, headers={"Retry-After": "1"}, body="<h1>busy</h1>", content_type="text/html")
+            return
+        route.continue_()
+
+    page.route("**/cart/checkout/", busy_once)
+    open_checkout(page)
+    page.get_by_role("button", name="Place order").click()
+
+    expect(page.locator("[data-checkout-error]")).to_contain_text("busy right now (503)")
+    assert not Order.objects.exists()
+    page.get_by_role("button", name="Try again").click()
+    page.wait_for_url(ORDER_PAGE)
+    assert Order.objects.filter(customer=alice).count() == 1
