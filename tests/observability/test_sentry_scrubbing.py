@@ -41,3 +41,14 @@ def test_requests_keep_only_safe_headers_and_lose_bodies_cookies_and_secret_para
     assert request["query_string"] == "page_size=10&token=%5BFiltered%5D&password=%5BFiltered%5D"
     assert scrubbed["exception"]["values"][0]["value"] == f"card {FILTERED} refused"
     assert scrubbed["user"] == {}  # no request, no user: nothing guessed
+
+
+def test_without_a_dsn_nothing_is_installed() -> None:
+    import sentry_sdk
+    from django.conf import settings
+
+    from observability.sentry import sentry_init
+
+    assert sentry_init(dsn="", environment="test", release=None, sample_rate=1.0, traces_sample_rate=0.0) is False
+    assert settings.SENTRY_ENABLED is False
+    assert not sentry_sdk.get_client().is_active()
