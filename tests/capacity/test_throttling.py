@@ -159,8 +159,7 @@ def test_the_web_login_and_checkout_pages_are_throttled(settings: Any) -> None:
     settings.THROTTLE_RATES.update(login_ip="2/min", write_user="1/min")
     browser = Client()
     logins = [
-        browser.post("/accounts/login/", {"username": f"someone{n}", "password": "wrong"}).status_code
-        for n in range(3)
+        browser.post("/accounts/login/", {"username": f"someone{n}", "password": "wrong"}).status_code for n in range(3)
     ]
     assert logins[:2] != [429, 429]
     assert logins[2] == 429
