@@ -35,13 +35,14 @@ PGBENCH_CLIENTS = int(os.environ.get("BENCH_PGBENCH_CLIENTS") or 12)
 ORDER_LUA = """
 -- One order per request: a fresh Idempotency-Key each time, tokens and products spread over the requests.
 local tokens = {%(tokens)s}
+local run_id = "%(run_id)s"
 local products = {%(products)s}
 local counter = 0
-local thread_id = 0
-local threads = {}
+local threads = 0
 function setup(thread)
-  thread:set("thread_id", #threads)
-  table.insert(threads, thread)
+  -- thread_id is a global of each thread's own Lua state: keys from two threads never collide.
+  threads = threads + 1
+  thread:set("thread_id", threads)
 end
 request = function()
   counter = counter + 1
@@ -50,7 +51,7 @@ request = function()
     '"line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"},"note":""}'
   return wrk.format("POST", "/api/v1/orders/", {
     ["Authorization"] = "Bearer " .. tokens[(counter %% #tokens) + 1],
-    ["Idempotency-Key"] = "bench-" .. thread_id .. "-" .. counter .. "-" .. os.time(),
+    ["Idempotency-Key"] = "bench-" .. thread_id .. "-" .. counter .. "-" .. run_id,
     ["Content-Type"] = "application/json",
   }, body)
 end
@@ -150,6 +151,8 @@ def main() -> None:
                 "50",
                 "--top-up",
                 "1000000",
+                "--rush",
+                "0",
             ],
             cwd=ROOT,
             env=env,
@@ -167,7 +170,12 @@ def main() -> None:
         products = fixture["product_ids"][:100]
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(
-                ORDER_LUA % {"tokens": ",".join(f'"{t}"' for t in tokens), "products": ",".join(map(str, products))}
+                ORDER_LUA
+                % {
+                    "run_id": time.strftime("%Y%m%d%H%M%S"),
+                    "tokens": ",".join(f'"{t}"' for t in tokens),
+                    "products": ",".join(map(str, products)),
+                }
             )
         results["order_placement"] = wrk(f"{host}/api/v1/orders/", script=Path(lua.name))
         Path(lua.name).unlink()
@@ -175,7 +183,9 @@ def main() -> None:
     finally:
         stack.stop()
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        products = conn.execute("SELECT min(id), max(id) FROM shop_product WHERE is_active").fetchone()
+        products = conn.execute(
+            "SELECT min(id), max(id) FROM shop_product WHERE is_active AND sku NOT LIKE 'RUSH-%'"
+        ).fetchone()
         users = conn.execute("SELECT min(id), max(id) FROM accounts_user WHERE username LIKE 'load-%'").fetchone()
     assert products and users
     ranges = {"min_product": products[0], "max_product": products[1], "min_user": users[0], "max_user": users[1]}

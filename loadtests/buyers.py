@@ -16,6 +16,7 @@ from locust import FastHttpUser, between, task
 from loadtests.common import (
     CATALOG,
     LEDGER,
+    PASSWORD_SIGNIN_SHARE,
     Result,
     Session,
     call,
@@ -68,8 +69,8 @@ class CustomerUser(FastHttpUser):
         roll = random.random()
         if roll < self.register_share:
             self.session = register(self)
-        elif self.pool == "buyers" and roll < 0.5:
-            self.session = resume(self)
+        elif roll > self.register_share + PASSWORD_SIGNIN_SHARE:
+            self.session = resume(self, self.pool)
         if self.session is None and (CATALOG.buyers if self.pool == "buyers" else CATALOG.curious):
             self.session = sign_in(self, CATALOG.account(self.pool))
 
@@ -125,7 +126,7 @@ class ApiBuyer(CustomerUser):
 
     weight = 4
     wait_time = between(1, 3)
-    register_share = 0.1
+    register_share = 0.05
 
     @task(2)
     def browse(self) -> None:

@@ -30,6 +30,9 @@ if os.environ.get("LOAD_SHED_OK") == "1":
     ALWAYS_EXPECTED.add("503")
 
 DEFAULT_PASSWORD = os.environ.get("LOAD_PASSWORD", "demo-password-123")
+# The share of customers who type their password (an argon2 hash on the server); the rest return with a
+# saved session or refresh token, as most of a real crowd does.
+PASSWORD_SIGNIN_SHARE = float(os.environ.get("LOAD_PASSWORD_SIGNIN_SHARE", "0.2"))
 
 ADDRESSES = [
     {
@@ -100,11 +103,41 @@ def call(
     data: Any = None,
     allow_redirects: bool = True,
 ) -> Result:
-    """One request, judged against the outcomes the caller expects. Never raises for an HTTP answer."""
+    """One request, judged against the outcomes the caller expects. Never raises for an HTTP answer.
+
+    A request that dies on a stale keep-alive connection (the server closed it while it sat idle in the
+    pool, before any byte of an answer) is sent once more on a fresh connection, as browsers do. Every
+    request here is safe to repeat (GETs; writes carry an Idempotency-Key, a form key or an If-Match), and
+    the first attempt stays in the samples under its own name, `<error> (retried)`.
+    """
     send_headers = {"Accept": "application/json"} if path.startswith("/api/") else {}
     if token:
         send_headers["Authorization"] = f"Bearer {token}"
     send_headers.update(headers or {})
+    result = _attempt(user, method, path, name, expect, send_headers, json_body, data, allow_redirects, retry=True)
+    if result is None:
+        result = _attempt(user, method, path, name, expect, send_headers, json_body, data, allow_redirects, retry=False)
+    assert result is not None
+    return result
+
+
+STALE_CONNECTION_ERRORS = {"HTTPConnectionClosed", "ConnectionResetError", "BrokenPipeError", "EmptyResponse"}
+
+
+def _attempt(
+    user: FastHttpUser,
+    method: str,
+    path: str,
+    name: str,
+    expect: Iterable[str],
+    send_headers: dict[str, str],
+    json_body: Any,
+    data: Any,
+    allow_redirects: bool,
+    *,
+    retry: bool,
+) -> Result | None:
+    """One attempt; None when it died on a stale connection and may be retried."""
     with user.client.request(
         method,
         path,
@@ -126,7 +159,12 @@ def call(
                 parsed = json.loads(text)
         if status == 0:
             error = response.request_meta.get("exception") or getattr(response, "error", None)
-            outcome = f"error {type(error).__name__ if error else 'connection'}"
+            error_name = type(error).__name__ if error else "connection"
+            outcome = f"error {error_name}"
+            if retry and error_name in STALE_CONNECTION_ERRORS:
+                response.request_meta["context"].update(outcome=f"{outcome} (retried)", expected=True)
+                response.success()
+                return None
         else:
             outcome = outcome_name(status, parsed)
         expected = status != 0 and _is_expected(status, outcome, expect)
@@ -215,8 +253,10 @@ class Catalog:
     buyers: list[str] = field(default_factory=list)
     curious: list[str] = field(default_factory=list)
     password: str = DEFAULT_PASSWORD
-    # (username, refresh token) of returning app users; each token is used once (refresh tokens rotate).
-    saved_sessions: deque[tuple[str, str]] = field(default_factory=deque)
+    # Returning customers, by account pool: (username, refresh token), each used once (refresh tokens rotate);
+    # and (username, session id) for the web shop.
+    app_sessions: dict[str, deque[tuple[str, str]]] = field(default_factory=dict)
+    web_sessions: deque[tuple[str, str]] = field(default_factory=deque)
     web_pages: bool = False
     web_checkout: bool = False
     # Orders placed by anyone in this process, for the curious to probe: (order_id, owner username).
@@ -250,7 +290,12 @@ def load_fixture(path: str | None) -> bool:
     CATALOG.buyers = fixture["buyers"]
     CATALOG.curious = fixture["curious"]
     CATALOG.password = fixture.get("password", DEFAULT_PASSWORD)
-    CATALOG.saved_sessions = deque(fixture.get("saved_sessions", {}).items())
+    app_sessions = fixture.get("app_sessions", {})
+    CATALOG.app_sessions = {
+        "buyers": deque((name, app_sessions[name]) for name in CATALOG.buyers if name in app_sessions),
+        "curious": deque((name, app_sessions[name]) for name in CATALOG.curious if name in app_sessions),
+    }
+    CATALOG.web_sessions = deque(fixture.get("web_sessions", {}).items())
     CATALOG.max_order_id = fixture.get("max_order_id", 0)
     return True
 
@@ -291,11 +336,12 @@ def sign_in(user: FastHttpUser, username: str) -> Session | None:
     return Session(username, result.data["access"], result.data.get("refresh", ""), time.monotonic())
 
 
-def resume(user: FastHttpUser) -> Session | None:
+def resume(user: FastHttpUser, pool: str) -> Session | None:
     """A returning app user: trade a saved refresh token for an access token (no password hash)."""
-    if not CATALOG.saved_sessions:
+    saved = CATALOG.app_sessions.get(pool)
+    if not saved:
         return None
-    username, refresh = CATALOG.saved_sessions.popleft()
+    username, refresh = saved.popleft()
     result = call(
         user,
         "POST",

@@ -42,6 +42,13 @@ def load_samples(ledger_dir: Path) -> list[Sample]:
     return samples
 
 
+def status_key(sample: Sample) -> str:
+    """The HTTP status; no answer at all is `error` (timeout, refused), or `retried` (stale keep-alive)."""
+    if sample.status:
+        return str(sample.status)
+    return "retried" if sample.expected else "error"
+
+
 def http_only(samples: list[Sample]) -> list[Sample]:
     return [sample for sample in samples if sample.method != "CHECK"]
 
@@ -54,13 +61,18 @@ def summarize(
     duration_s: float,
     invariants: dict[str, dict[str, Any]],
     shed_ok: bool = False,
+    enforce_latency: bool = True,
 ) -> dict[str, Any]:
-    """summary.json, with exactly the keys the issue names."""
+    """summary.json, with exactly the keys the issue names.
+
+    `enforce_latency=False` (the CI smoke) still reports every p95 but passes on correctness alone: zero 5xx,
+    zero unexpected outcomes, every invariant. A shared CI box's timing is not something a build may hang on.
+    """
     requests = http_only(samples)
     times = [sample.response_ms for sample in requests]
     span = (requests[-1].t - requests[0].t) if len(requests) > 1 else duration_s
     failures = sum(1 for sample in samples if not sample.expected)
-    status_counts = Counter("error" if sample.status == 0 else str(sample.status) for sample in requests)
+    status_counts = Counter(status_key(sample) for sample in requests)
     endpoints: dict[str, dict[str, Any]] = {}
     by_name: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
@@ -78,9 +90,11 @@ def summarize(
             "p95_budget_ms": budget,
             "p95_ms": verdict.p95_ms.get(name, 0.0),
             "ok": verdict.p95_ms.get(name, 0.0) <= budget,
+            "enforced": enforce_latency,
         }
         for name, budget in P95_BUDGETS_MS.items()
     }
+    latency_ok = all(budgets[name]["ok"] for name in P95_BUDGETS_MS) or not enforce_latency
     budgets["server_errors"] = {
         "max": budgets_doc()["max_5xx"],
         "actual": verdict.server_errors,
@@ -107,7 +121,13 @@ def summarize(
         "endpoints": endpoints,
         "invariants": invariants,
         "budgets": budgets,
-        "verdict": "pass" if verdict.ok and invariants_ok and requests else "fail",
+        "verdict": "pass"
+        if latency_ok
+        and budgets["server_errors"]["ok"]
+        and budgets["unexpected_failures"]["ok"]
+        and invariants_ok
+        and requests
+        else "fail",
     }
 
 
@@ -208,7 +228,7 @@ def write_charts(samples: list[Sample], history_csv: Path, out_dir: Path, *, tit
     # 3. Status codes by endpoint.
     by_name: dict[str, Counter[str]] = defaultdict(Counter)
     for sample in requests:
-        by_name[sample.name]["error" if sample.status == 0 else str(sample.status)] += 1
+        by_name[sample.name][status_key(sample)] += 1
     names = sorted(by_name, key=lambda name: sum(by_name[name].values()))
     codes = sorted({code for counter in by_name.values() for code in counter})
     palette = {"2": "tab:green", "3": "tab:cyan", "4": "tab:orange", "5": "tab:red", "e": "black"}
@@ -243,7 +263,7 @@ def stress_steps(samples: list[Sample], *, t0: float, step_s: float, steps: list
             break
         verdict = judge(window, shed_ok=True)
         http = http_only(window)
-        statuses = Counter("error" if s.status == 0 else str(s.status) for s in http)
+        statuses = Counter(status_key(s) for s in http)
         rows.append(
             {
                 "step": index,

@@ -72,13 +72,24 @@ def seed(
             )
             for n in range(rush)
         ]
-    # Returning app users: half the buyers resume with a refresh token (cheap), instead of an argon2 sign-in.
+    # Returning customers: most people in a crowd are already signed in. Every load account gets a refresh token
+    # (the app resumes with it: no password hash) and a web session (the browser's cookie). The suite signs in
+    # with a password only for a share of users (LOAD_PASSWORD_SIGNIN_SHARE): argon2 costs ~0.2 s of CPU each.
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
     from rest_framework_simplejwt.tokens import RefreshToken
 
-    saved_sessions = {
-        user.username: str(RefreshToken.for_user(user))
-        for user in User.objects.filter(username__in=wanted[: buyers // 2]).order_by("username")
-    }
+    app_sessions: dict[str, str] = {}
+    web_sessions: dict[str, str] = {}
+    for user in User.objects.filter(username__in=wanted).order_by("username"):
+        app_sessions[user.username] = str(RefreshToken.for_user(user))
+        if user.username.startswith(BUYER_PREFIX):
+            session = SessionStore()
+            session[SESSION_KEY] = str(user.pk)
+            session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+            session.create()
+            web_sessions[user.username] = str(session.session_key)
     demo = list(
         Product.objects.filter(is_active=True)
         .exclude(sku__startswith=RUSH_SKU_PREFIX)
@@ -91,7 +102,8 @@ def seed(
         "password": DEMO_PASSWORD,
         "buyers": wanted[:buyers],
         "curious": wanted[buyers:],
-        "saved_sessions": saved_sessions,
+        "app_sessions": app_sessions,
+        "web_sessions": web_sessions,
         "product_ids": [pid for pid, _ in buyable],
         "product_slugs": {str(pid): slug for pid, slug in buyable},
         "rush_product_ids": [product.pk for product in rush_products],

@@ -10,14 +10,16 @@ import random
 import re
 import urllib.request
 from html import unescape
+from http.cookiejar import Cookie
 from typing import Any
+from urllib.parse import urlparse
 
 import gevent
 from locust import FastHttpUser, between, task
 from locust.env import Environment
 
 from loadtests.buyers import report_violation
-from loadtests.common import ADDRESSES, CATALOG, LEDGER, Result, call
+from loadtests.common import ADDRESSES, CATALOG, LEDGER, PASSWORD_SIGNIN_SHARE, Result, call
 
 _INPUT = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r'(\w[\w-]*)\s*=\s*"([^"]*)"')
@@ -72,9 +74,42 @@ class WebBuyer(FastHttpUser):
         self.signed_in = False
         if not CATALOG.web_checkout or not CATALOG.buyers:
             return
-        # Arrive on the home page and look around before signing in.
+        # Arrive on the home page and look around before doing anything that needs an account.
         call(self, "GET", "/", name="GET / (html)", expect={"200"})
         gevent.sleep(random.uniform(1, 6))
+        if random.random() > PASSWORD_SIGNIN_SHARE and CATALOG.web_sessions:
+            self.resume_session()
+        if not self.signed_in:
+            self.log_in()
+
+    def resume_session(self) -> None:
+        """A returning visitor: the browser still holds yesterday's session cookie."""
+        self.username, session_id = CATALOG.web_sessions.popleft()
+        host = urlparse(self.host).hostname or "127.0.0.1"
+        self.client.cookiejar.set_cookie(
+            Cookie(
+                0,
+                "sessionid",
+                session_id,
+                None,
+                False,
+                host,
+                False,
+                False,
+                "/",
+                True,
+                False,
+                None,
+                True,
+                None,
+                None,
+                {},
+            ),
+        )
+        cart = call(self, "GET", "/cart/", name="GET /cart/ (html)", expect={"200", "302"})
+        self.signed_in = cart.status == 200  # 302 to the login page: the session did not survive (other key)
+
+    def log_in(self) -> None:
         self.username = CATALOG.account("buyers")
         login = call(self, "GET", "/accounts/login/", name="GET /accounts/login/ (html)", expect={"200"})
         token = form_fields(login.text).get("csrfmiddlewaretoken")
@@ -94,7 +129,7 @@ class WebBuyer(FastHttpUser):
     def shop_and_checkout(self) -> None:
         if not self.signed_in:
             if CATALOG.web_checkout:
-                self.on_start()
+                self.log_in()
             return
         for product_id in random.sample(CATALOG.product_ids, k=min(random.randint(1, 2), len(CATALOG.product_ids))):
             self.add_to_cart(product_id)
