@@ -46,6 +46,13 @@ class OrderUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
     shipping_address = ShippingAddressSerializer(required=False)
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Mass assignment: a body with only other fields (status, total, version...) is refused, not turned into
+        # an empty edit that would still bump the version.
+        if not attrs:
+            raise serializers.ValidationError("Send shipping_address and/or note: no other field can be changed.")
+        return attrs
+
     def shipping(self) -> ShippingAddress | None:
         data = self.validated_data.get("shipping_address")
         return ShippingAddress(**data) if data is not None else None
