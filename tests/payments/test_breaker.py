@@ -7,9 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis
 
-from core.infrastructure import redis_connection
+from core.infrastructure import redis_client_for, redis_connection
 from payments.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from tests.capacity.infra import free_port, run_in_threads, wait_until
 
@@ -92,7 +91,7 @@ def test_twin_a_read_then_write_breaker_lets_several_probes_hit_a_sick_provider(
 
 
 def test_redis_down_lets_calls_through_and_never_raises() -> None:
-    unreachable = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
+    unreachable = redis_client_for(f"redis://127.0.0.1:{free_port()}/0", 0.2)
     breaker = CircuitBreaker("nowhere", threshold=1, cooldown_s=60, probe_lease_s=5, client=unreachable)
     assert breaker.before_call().allowed
     assert breaker.record_failure() == "unknown"
