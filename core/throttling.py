@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import redis
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -223,7 +223,7 @@ WRITE_THROTTLES: list[type[BaseThrottle]] = [WriteUserThrottle, WriteIpThrottle]
 
 # --- Web: a decorator for Django views -----------------------------------------------------------------------
 
-ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponse])
+ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
 
 
 def throttled_response(request: HttpRequest, *, retry_after_s: int) -> HttpResponse:
@@ -260,7 +260,7 @@ def throttle(*scopes: str, methods: frozenset[str] = UNSAFE_METHODS) -> Callable
 
     def decorate(view: ViewFunc) -> ViewFunc:
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method in methods:
                 waits = []
                 try:
