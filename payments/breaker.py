@@ -78,6 +78,7 @@ if state == 'open' then
   return 'open'  -- a call that started before the circuit opened; it changes nothing
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+redis.call('PEXPIRE', KEYS[1], 86400000)  -- an untouched breaker is forgotten after a day (reads as closed)
 if failures >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now, 'failures', 0)
   return 'open'

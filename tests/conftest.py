@@ -6,6 +6,7 @@ test then talks to it through PgBouncer, exactly as the running app does.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,6 +59,13 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
     with django_db_blocker.unblock():
         connection.close()
         _drop_database_force(test_name)
+
+
+@pytest.fixture(autouse=True)
+def _own_circuit_breaker(settings: Any) -> None:
+    """Each test gets a payment circuit breaker of its own (its state lives in Redis and would otherwise leak
+    from a test that broke the provider into the next one, or from the previous run)."""
+    settings.PAYMENT_BREAKER_NAME = f"test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(autouse=True)
