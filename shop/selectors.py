@@ -27,6 +27,8 @@ PRODUCT_LIST_FIELDS = (
     "category__name",
 )
 
+CATEGORY_MENU_LIMIT = 50
+
 # The order shoppers see (HTML pages). The API pages by id instead (shop/apis.py); both have an index.
 CATALOG_ORDERING = ("name", "id")
 
@@ -34,6 +36,11 @@ CATALOG_ORDERING = ("name", "id")
 def category_list() -> QuerySet[Category]:
     # A handful of rows; the API pages it anyway so that no list is unbounded.
     return Category.objects.order_by("name", "id")
+
+
+def category_menu() -> QuerySet[Category]:
+    """The category links in the shop's pages: a bounded slice, however many categories get created."""
+    return category_list()[:CATEGORY_MENU_LIMIT]
 
 
 def category_get(*, slug: str) -> Category:

@@ -11,7 +11,7 @@ from cart.forms import AddToCartForm
 from cart.selectors import cart_get
 from core.auth import request_user
 from core.errors import NotFound
-from shop.selectors import category_get, category_list, product_get, product_list
+from shop.selectors import category_get, category_menu, product_get, product_list
 from shop.web import new_form_token, paginate
 
 PRODUCTS_PER_PAGE = 12
@@ -24,7 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "shop/home.html",
-        {"categories": category_list(), "featured": product_list()[:FEATURED_COUNT]},
+        {"categories": category_menu(), "featured": product_list()[:FEATURED_COUNT]},
     )
 
 
@@ -38,7 +38,7 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "shop/product_list.html",
-        {"category": category, "categories": category_list(), "page": page, "heading": category.name},
+        {"category": category, "categories": category_menu(), "page": page, "heading": category.name},
     )
 
 
@@ -52,7 +52,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "shop/product_list.html",
         {
             "query": query,
-            "categories": category_list(),
+            "categories": category_menu(),
             "page": page,
             "heading": f"Results for “{query}”" if query else "Search",
         },

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from core.errors import ApplicationError
+from core.pagination import BoundedPaginator
 
 
 def new_form_token() -> str:
@@ -20,7 +21,8 @@ def new_form_token() -> str:
 
 def paginate(request: HttpRequest, queryset: QuerySet[Any], *, per_page: int) -> Page[Any]:
     # Bad input: ?page=abc or ?page=99999 lands on a real page (first or last) instead of an error.
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    # Growing page cost: COUNT and OFFSET stop at HTML_MAX_PAGES pages, whatever the size of the table.
+    return BoundedPaginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
 def render_refusal(
