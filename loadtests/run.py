@@ -28,6 +28,7 @@ from typing import Any
 
 from loadtests import audit, report
 from loadtests.budgets import budgets_doc
+from loadtests.machine import MachineSampler
 from loadtests.stack import ROOT, VENV_BIN, Stack, database_prepare
 
 RESULTS = ROOT / "loadtests" / "results"
@@ -75,7 +76,16 @@ def provider_control(provider_url: str, settings: dict[str, Any]) -> None:
         pass
 
 
-def run_locust(*, host: str, out: Path, env: dict[str, str], users: int, spawn_rate: float, run_time: str) -> int:
+def run_locust(
+    *,
+    host: str,
+    out: Path,
+    env: dict[str, str],
+    users: int,
+    spawn_rate: float,
+    run_time: str,
+    sampler: MachineSampler,
+) -> int:
     command = [
         str(VENV_BIN / "locust"),
         "-f",
@@ -99,7 +109,11 @@ def run_locust(*, host: str, out: Path, env: dict[str, str], users: int, spawn_r
     if env.get("LOAD_SHAPE") != "steps":
         command += ["--users", str(users), "--spawn-rate", str(spawn_rate)]
     with (out / "locust.log").open("w") as log:
-        return subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        locust = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        sampler.process_groups[locust.pid] = "load generator (locust)"
+        return locust.wait()
 
 
 def main() -> None:
@@ -170,6 +184,8 @@ def main() -> None:
             )
         since = time.time() - 1
         say(f"locust against {host} ...")
+        groups = {process.pid: f"shop {name}" for name, process in (stack.processes.items() if stack else [])}
+        sampler = MachineSampler(groups).start()
         run_locust(
             host=host,
             out=out,
@@ -177,7 +193,10 @@ def main() -> None:
             users=users,
             spawn_rate=spawn_rate,
             run_time=f"{int(duration_s + (30 if args.stress else 0))}s",
+            sampler=sampler,
         )
+        machine = sampler.stop()
+        report.write_json(out / "machine.json", machine)
 
         say("audit: waiting for the worker to settle the run's orders, then checking invariants")
         invariants = audit.audit(
@@ -219,6 +238,10 @@ def main() -> None:
         link.symlink_to(out.name)
 
     print_verdict(summary, stress, out, charts)
+    print(
+        f"machine during the run: {machine['machine_busy_pct']}% busy on {machine['cores']} cores, load average "
+        f"{machine['load_average_mean']}; CPU seconds over {machine['wall_s']}s: {machine['cpu_seconds']}"
+    )
     if args.stress:
         sys.exit(0 if stress and stress["graceful"] and summary["budgets"]["invariants"]["ok"] else 1)
     sys.exit(0 if summary["verdict"] == "pass" else 1)
