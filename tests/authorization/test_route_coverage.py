@@ -7,11 +7,15 @@ the declaration against the running code.
 from __future__ import annotations
 
 from tests.authorization.policy import POLICY, policy_for
-from tests.authorization.routes import project_routes
+from tests.authorization.routes import RouteInfo, project_routes
+
+
+def uncovered(routes: list[RouteInfo]) -> list[str]:
+    return [f"  {route.key!r:45} /{route.route}" for route in routes if policy_for(route.key) is None]
 
 
 def test_every_route_has_a_policy_row() -> None:
-    missing = [f"  {route.key!r:45} /{route.route}" for route in project_routes() if policy_for(route.key) is None]
+    missing = uncovered(project_routes())
     assert not missing, (
         "These routes have no row in tests/authorization/policy.py; declare who may call them:\n" + "\n".join(missing)
     )
@@ -49,3 +53,9 @@ def test_every_cell_names_every_actor() -> None:
         if set(cells) != set(ACTORS)
     ]
     assert not incomplete, f"Rows that do not give a status for every actor: {incomplete}"
+
+
+def test_twin_a_route_added_without_a_row_is_reported() -> None:
+    """The check can fail: a new page that nobody declared is named, with its path."""
+    sneaky = RouteInfo(key="orders:export-all", route="orders/export/", callback=lambda request: None)
+    assert uncovered([*project_routes(), sneaky]) == ["  'orders:export-all'                           /orders/export/"]
