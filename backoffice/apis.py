@@ -95,7 +95,7 @@ class StaffProductPagination(CursorPagination):
 class StaffOrderListApi(APIView):
     permission_classes = [IsStaff]
 
-    class FilterSerializer(serializers.Serializer[dict[str, str]]):
+    class StaffOrderFilterSerializer(serializers.Serializer[dict[str, str]]):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
         centre = serializers.SlugField(required=False, max_length=20)
 
@@ -109,7 +109,7 @@ class StaffOrderListApi(APIView):
         summary="Orders of the fulfilment centres granted to you",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.StaffOrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = order_list_for_fulfilment(
             user=request_user(request),
@@ -149,7 +149,7 @@ class StaffOrderFulfilApi(APIView):
 class StaffProductListApi(APIView):
     permission_classes = [IsStaff]
 
-    class FilterSerializer(serializers.Serializer[dict[str, str]]):
+    class StaffProductFilterSerializer(serializers.Serializer[dict[str, str]]):
         category = serializers.SlugField(required=False, max_length=100)
 
     @extend_schema(
@@ -159,7 +159,7 @@ class StaffProductListApi(APIView):
         summary="Products of the categories granted to you (including inactive ones)",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.StaffProductFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         products = product_list_for_catalog(
             user=request_user(request), category_slug=filters.validated_data.get("category")
@@ -172,7 +172,7 @@ class StaffProductListApi(APIView):
 class StaffProductDetailApi(APIView):
     permission_classes = [IsStaff]
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class StaffProductUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
         # Mass assignment: the allow-list. stock_on_hand, sku, category and version in the body are ignored.
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -187,7 +187,7 @@ class StaffProductDetailApi(APIView):
         return Response(StaffProductOutputSerializer(product).data, headers={"ETag": f'"{product.version}"'})
 
     @extend_schema(
-        request=InputSerializer,
+        request=StaffProductUpdateInputSerializer,
         responses=StaffProductOutputSerializer,
         parameters=[OpenApiParameter("If-Match", str, location=OpenApiParameter.HEADER, required=True)],
         tags=[STAFF_TAG],
@@ -198,7 +198,7 @@ class StaffProductDetailApi(APIView):
         # Object check first: outside your categories the product does not exist, whatever else is wrong.
         product_get_for_catalog(user=user, product_id=product_id)
         expected_version = parse_if_match(request.headers.get("If-Match"))
-        payload = self.InputSerializer(data=request.data)
+        payload = self.StaffProductUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         updated = product_update(
             editor=user,

@@ -233,3 +233,20 @@ def test_the_staff_product_page_saves_with_the_version_and_refuses_a_stale_form(
     assert stale.status_code == 409
     assert "changed since you read it" in stale.content.decode()
     assert Product.objects.get(pk=scene.product.pk).price == Decimal("12.00")
+
+
+def test_the_staff_api_is_its_own_section_of_the_openapi_document() -> None:
+    import yaml
+
+    schema = yaml.safe_load(Client().get("/api/v1/schema/").content)
+    staff_paths = {path: item for path, item in schema["paths"].items() if path.startswith("/api/v1/staff/")}
+    assert set(staff_paths) == {
+        "/api/v1/staff/orders/",
+        "/api/v1/staff/orders/{order_id}/",
+        "/api/v1/staff/orders/{order_id}/fulfil/",
+        "/api/v1/staff/products/",
+        "/api/v1/staff/products/{product_id}/",
+    }
+    for item in staff_paths.values():
+        for operation in item.values():
+            assert operation["tags"] == ["staff"]
