@@ -58,6 +58,7 @@ class CustomerUser(FastHttpUser):
     session: Session | None = None
 
     def on_start(self) -> None:
+        self.placed: list[int] = []  # ids of the orders this user placed in this run
         # Arrive, look around first, then sign in: a crowd does not type its passwords in the same second.
         for _ in range(random.randint(1, 3)):
             call(self, "GET", "/api/v1/products/?page_size=20", name="GET /api/v1/products/", expect={"200"})
@@ -100,6 +101,7 @@ class CustomerUser(FastHttpUser):
             replayed = result.headers.get("idempotent-replayed") == "true"
             LEDGER.order_accepted(username=session.username, key=key, order=result.data, via=via, replayed=replayed)
             CATALOG.note_order(int(result.data["id"]), session.username)
+            self.placed.append(int(result.data["id"]))
         return result
 
     def retry_in_flight(self, payload: dict[str, Any], key: str, first: Result) -> Result:
@@ -249,17 +251,11 @@ class RushBuyer(CustomerUser):
             expect={"200"},
             token=self.session.access,
         )
-        orders = mine.data.get("results", []) if isinstance(mine.data, dict) else []
-        if not orders:
-            mine = call(
-                self,
-                "GET",
-                "/api/v1/orders/?status=paid",
-                name="GET /api/v1/orders/?status=",
-                expect={"200"},
-                token=self.session.access,
-            )
-            orders = mine.data.get("results", []) if isinstance(mine.data, dict) else []
+        listed = {order["id"] for order in mine.data.get("results", [])} if isinstance(mine.data, dict) else set()
+        # Only orders of this run: an account's older orders belong to earlier runs (and their provider).
+        orders = [{"id": order_id} for order_id in self.placed if order_id in listed] or [
+            {"id": order_id} for order_id in self.placed[-3:]
+        ]
         if orders:
             order_id = random.choice(orders)["id"]
             call(

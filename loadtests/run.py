@@ -9,7 +9,8 @@ Settings come from the environment (the Makefile passes them through):
     APP_PORT=8000 PROVIDER_PORT=8100         without HOST: where the private stack listens
     LOAD_STEPS=50,100,... LOAD_STEP_S=30     stress mode: the user counts of the ramp and each step's length
     LOAD_LATENCY_BUDGETS=0                   report p95 budgets but pass on correctness alone (the CI smoke)
-    LOAD_FRESH_DB=1                          drop and re-create the private stack's database first
+    LOAD_FRESH_DB=0                          keep the private stack's database between runs (default: re-create it,
+                                             so every run starts from the same data)
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def main() -> None:
         if host is None:
             db_name = os.environ.get("LOAD_DB_NAME") or "shop_load"
             say(f"private stack: database {db_name} (migrating), gunicorn, Celery worker, provider, redis")
-            database_prepare(db_name, fresh=os.environ.get("LOAD_FRESH_DB") == "1", log=out / "migrate.log")
+            database_prepare(db_name, fresh=os.environ.get("LOAD_FRESH_DB", "1") != "0", log=out / "migrate.log")
             stack = Stack(
                 db_name=db_name,
                 app_port=int(os.environ.get("APP_PORT") or 8000),

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.db import connection
 
 from loadtests.stack import ROOT, database_drop, free_port
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.load
 
 
 def test_shop_holds_100_users_for_30_seconds_with_nothing_lost() -> None:
-    database = f"{settings.DATABASES['default']['TEST']['NAME']}_load_smoke"
+    database = f"{connection.settings_dict['TEST']['NAME']}_load_smoke"
     results = ROOT / "test-artifacts" / "load-smoke"
     shutil.rmtree(results, ignore_errors=True)
     env = {
