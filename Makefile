@@ -14,7 +14,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
 export RUN_DIR
 
-.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules loadtest loadtest-stress bench
+.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules loadtest loadtest-stress bench bench-scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ loadtest-stress: services ## ramp users in steps (LOAD_STEPS) until a budget bre
 bench: services ## rps of /healthz, product list and order placement next to pgbench TPS of the order SQL
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || { echo "make bench needs wrk: sudo apt-get install -y wrk"; exit 1; }
 	$(PY) -m loadtests.bench
+
+bench-scale: services ## query count and median latency per endpoint at 100 vs 10,000+ rows (exit 1 if it grows)
+	$(PY) bench/scale.py
 
 clean:
 	-$(STACK) pgbouncer-stop

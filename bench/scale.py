@@ -111,7 +111,7 @@ ENDPOINTS = [
     Endpoint("API products ?q=SKU", lambda c: f"/api/v1/products/?q={c['sku']}", "anonymous", api=True),
     Endpoint("API product detail", lambda c: f"/api/v1/products/{c['product_id']}/", "anonymous", api=True),
     Endpoint("API orders (alice)", lambda c: "/api/v1/orders/", "alice", api=True),
-    Endpoint("API orders ?status=", lambda c: "/api/v1/orders/?status=fulfilled", "alice", api=True),
+    Endpoint("API orders ?status=", lambda c: "/api/v1/orders/?status=paid", "alice", api=True),
     Endpoint("API order detail", lambda c: f"/api/v1/orders/{c['order_id']}/", "alice", api=True),
     Endpoint("API staff orders", lambda c: "/api/v1/staff/orders/", "admin", api=True),
     Endpoint("API staff products", lambda c: "/api/v1/staff/products/", "admin", api=True),
@@ -127,6 +127,11 @@ ENDPOINTS = [
     Endpoint("page staff orders", lambda c: "/staff/orders/", "admin"),
     Endpoint("page staff order", lambda c: f"/staff/orders/{c['order_id']}/", "admin"),
     Endpoint("page staff products", lambda c: "/staff/products/", "admin"),
+    Endpoint("admin orders", lambda c: "/admin/orders/order/", "admin"),
+    Endpoint("admin orders ?status=", lambda c: "/admin/orders/order/?status__exact=paid", "admin"),
+    Endpoint("admin order", lambda c: f"/admin/orders/order/{c['order_id']}/change/", "admin"),
+    Endpoint("admin products", lambda c: "/admin/shop/product/", "admin"),
+    Endpoint("admin products ?q=", lambda c: "/admin/shop/product/?q=tea", "admin"),
 ]
 
 
@@ -206,9 +211,11 @@ def hit(side: Side, endpoint: Endpoint, sample: Sample, *, repeat: int, timed: b
             sample.latencies_ms.append(elapsed_ms)
 
 
-def measure(small: Side, large: Side, *, rounds: int, per_round: int) -> list[tuple[Endpoint, Sample, Sample]]:
+def measure(
+    small: Side, large: Side, endpoints: list[Endpoint], *, rounds: int, per_round: int
+) -> list[tuple[Endpoint, Sample, Sample]]:
     results = []
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         samples = {small.label: Sample(set(), []), large.label: Sample(set(), [])}
         for _ in range(rounds):
             # Alternate sides in short rounds: background load on a shared machine hits both alike.
@@ -252,6 +259,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6, help="alternations small/large per endpoint")
     parser.add_argument("--per-round", type=int, default=5, help="timed requests per side per round")
     parser.add_argument("--reuse", action="store_true", help="measure the databases of a previous --keep run")
+    parser.add_argument("--only", default="", help="measure only endpoints whose name contains this")
     parser.add_argument("--keep", action="store_true", help="leave both databases in place afterwards")
     args = parser.parse_args()
 
@@ -269,8 +277,9 @@ def main() -> int:
     small = prepare("small", small_db)
     large = prepare("large", large_db)
     started = time.perf_counter()
-    results = measure(small, large, rounds=args.rounds, per_round=args.per_round)
-    print(f"measured {len(ENDPOINTS)} endpoints in {time.perf_counter() - started:.0f} s")
+    endpoints = [endpoint for endpoint in ENDPOINTS if args.only.lower() in endpoint.name.lower()]
+    results = measure(small, large, endpoints, rounds=args.rounds, per_round=args.per_round)
+    print(f"measured {len(endpoints)} endpoints in {time.perf_counter() - started:.0f} s")
     passed = report(small, large, results)
 
     from django.db import connections

@@ -38,7 +38,7 @@ class CursorPagination(pagination.CursorPagination):
         return size
 
 
-HTML_MAX_PAGES = 50
+HTML_MAX_PAGES = 20
 
 
 class BoundedPaginator(Paginator):  # type: ignore[type-arg]
@@ -49,8 +49,17 @@ class BoundedPaginator(Paginator):  # type: ignore[type-arg]
     max_pages * per_page rows, and pages past that are not offered; narrower filters reach further.
     """
 
-    def __init__(self, object_list: QuerySet[Any] | Sequence[Any], per_page: int, *, max_pages: int = HTML_MAX_PAGES):
-        super().__init__(object_list, per_page)
+    def __init__(
+        self,
+        object_list: QuerySet[Any] | Sequence[Any],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+        *,
+        max_pages: int = HTML_MAX_PAGES,
+    ) -> None:
+        # The same signature as Paginator, so ModelAdmin.paginator can use it too.
+        super().__init__(object_list, per_page, orphans, allow_empty_first_page)
         self.max_pages = max_pages
 
     @cached_property

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
+from core.pagination import BoundedPaginator
 from shop.models import Category, Product
 
 
@@ -20,7 +21,13 @@ class ProductAdmin(admin.ModelAdmin):
     # N+1: the category column comes in the changelist's one query (JOIN), not one query per row.
     list_select_related = ("category",)
     list_filter = ("is_active", "category")
-    search_fields = ("name", "sku")
+    # The same search shape as the shop's (name contains, SKU exact), so it uses the same indexes; the count
+    # stops at HTML_MAX_PAGES pages and the unfiltered total is not counted.
+    search_fields = ("name", "=sku")
+    paginator = BoundedPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    ordering = ("-id",)  # newest first, read in primary key order: no sort of every match per page
     prepopulated_fields = {"slug": ("name",)}
     # Stock moves only through receiving and sales (conservation: received = on hand + sold), and the version
     # is the server's optimistic lock: neither is typed in by hand.
