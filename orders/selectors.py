@@ -34,3 +34,12 @@ def order_get_for_customer(*, customer: User, order_id: int) -> Order:
         # Probing: another customer's order id looks exactly like one that does not exist.
         raise NotFound("No such order.")
     return order
+
+
+def order_status_get_for_customer(*, customer: User, order_id: int) -> Order:
+    """Only what the live-status poll shows (status, version): one small query, no lines. Every open order
+    page polls this every few seconds, so it carries none of the detail page's weight."""
+    order = Order.objects.filter(customer=customer, pk=order_id).only("id", "status", "version").first()
+    if order is None:
+        raise NotFound("No such order.")
+    return order

@@ -20,7 +20,7 @@ from core.auth import request_user
 from core.errors import ApplicationError, NotFound, PreconditionFailed
 from orders.forms import EDITABLE_FIELDS, FIELD_LABELS, OrderEditForm, order_details, sign_original
 from orders.models import Order
-from orders.selectors import order_get_for_customer, order_list_for_customer
+from orders.selectors import order_get_for_customer, order_list_for_customer, order_status_get_for_customer
 from orders.services import order_cancel, order_update_details
 from shop.web import paginate, render_refusal, see_other
 
@@ -61,7 +61,10 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def order_status(request: HttpRequest, pk: int) -> JsonResponse:
     """What the detail page polls: small, uncached, and scoped like every other order lookup."""
-    order = _own_order(request_user(request), pk)
+    try:
+        order = order_status_get_for_customer(customer=request_user(request), order_id=pk)
+    except NotFound:
+        raise Http404("No such order.") from None
     return JsonResponse(
         {
             "status": order.status,

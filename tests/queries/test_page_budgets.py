@@ -144,11 +144,11 @@ def test_order_detail_page(alice: User, django_assert_num_queries: Any) -> None:
 def test_order_status_poll(alice: User, django_assert_num_queries: Any) -> None:
     order = new_orders(alice, 1, lines=1)[0]
     client = signed_in(alice)
-    # 1 session, 2 user, 3 the order (JOIN centre), 4 its lines (the selector prefetches them for every caller).
+    # 1 session, 2 user, 3 the order's status and version (orders.selectors.order_status_get_for_customer).
     assert_flat_cost(
         django_assert_num_queries,
         lambda: client.get(f"/orders/{order.pk}/status/"),
-        queries=4,
+        queries=3,
         grow=grow_order_lines(order),
         rows=None,
     )
