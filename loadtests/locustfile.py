@@ -155,6 +155,7 @@ if STRESS:
             super().__init__()
             self.broken_at: int | None = None
             self.judged = -1
+            self.finished = False
 
         def tick(self) -> tuple[int, float] | None:
             run_time = self.get_run_time()
@@ -162,6 +163,11 @@ if STRESS:
             if step - 1 > self.judged:
                 self.judge_step(step - 1)
             if step >= len(self.steps) or (self.broken_at is not None and step > self.broken_at + 1):
+                if not self.finished:
+                    # The report judges only the steps that ran in full; the stopping users make no step.
+                    self.finished = True
+                    meta = Path(os.environ.get("LOAD_LEDGER_DIR", "loadtests/results/ledger")) / "stress-steps.json"
+                    meta.write_text(json.dumps({"steps_run": step}))
                 return None
             return self.steps[step], self.spawn_rate
 

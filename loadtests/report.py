@@ -20,6 +20,27 @@ import matplotlib.pyplot as plt
 
 from loadtests.budgets import P95_BUDGETS_MS, Sample, budgets_doc, judge, percentile
 
+# 2xx greens, 3xx blues, refusals in distinct warm and purple tones, 5xx red, no answer black.
+STATUS_COLORS = {
+    "200": "#2ca02c",
+    "201": "#98df8a",
+    "204": "#bcd99a",
+    "302": "#1f77b4",
+    "303": "#aec7e8",
+    "400": "#ffbb78",
+    "401": "#c5b0d5",
+    "403": "#8c564b",
+    "404": "#9467bd",
+    "409": "#ff7f0e",
+    "412": "#e377c2",
+    "422": "#c49c94",
+    "428": "#bcbd22",
+    "429": "#17becf",
+    "503": "#ff9896",
+    "error": "#000000",
+    "retried": "#c7c7c7",
+}
+
 
 def load_samples(ledger_dir: Path) -> list[Sample]:
     samples: list[Sample] = []
@@ -225,26 +246,26 @@ def write_charts(samples: list[Sample], history_csv: Path, out_dir: Path, *, tit
     plt.close(fig)
     written.append("latency.png")
 
-    # 3. Status codes by endpoint.
+    # 3. Status codes by endpoint: each bar is 100 % of that endpoint's requests, split by status.
     by_name: dict[str, Counter[str]] = defaultdict(Counter)
     for sample in requests:
         by_name[sample.name][status_key(sample)] += 1
     names = sorted(by_name, key=lambda name: sum(by_name[name].values()))
     codes = sorted({code for counter in by_name.values() for code in counter})
-    palette = {"2": "tab:green", "3": "tab:cyan", "4": "tab:orange", "5": "tab:red", "e": "black"}
-    fig, axis = plt.subplots(figsize=(12, max(4.0, 0.32 * len(names) + 1.5)))
-    left = [0] * len(names)
-    for index, code in enumerate(codes):
-        counts = [by_name[name].get(code, 0) for name in names]
-        color = palette.get(code[0], "tab:gray")
-        axis.barh(
-            names, counts, left=left, label=code, color=color, alpha=0.45 + 0.55 * ((index % 3) / 2), edgecolor="white"
-        )
-        left = [a + b for a, b in zip(left, counts, strict=True)]
-    axis.set_xscale("symlog")
-    axis.set_xlabel("requests (log scale)")
+    fig, axis = plt.subplots(figsize=(12, max(4.0, 0.3 * len(names) + 1.8)))
+    left = [0.0] * len(names)
+    totals = [sum(by_name[name].values()) for name in names]
+    for code in codes:
+        shares = [100 * by_name[name].get(code, 0) / total for name, total in zip(names, totals, strict=True)]
+        color = STATUS_COLORS.get(code, "#d62728" if code.startswith("5") else "#7f7f7f")
+        axis.barh(names, shares, left=left, label=code, color=color, edgecolor="white", linewidth=0.5)
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    for index, total in enumerate(totals):
+        axis.text(101, index, f"n={total}", va="center", fontsize=7)
+    axis.set_xlim(0, 112)
+    axis.set_xlabel("share of the endpoint's requests (%)")
     axis.set_title(f"{title}: status codes by endpoint")
-    axis.legend(ncol=min(len(codes), 8), fontsize=8, loc="lower right")
+    axis.legend(ncol=min(len(codes), 9), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 2 / len(names)))
     axis.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "status_by_endpoint.png", dpi=110)

@@ -229,7 +229,9 @@ def main() -> None:
     if args.stress:
         meta = json.loads((ledger / "meta.json").read_text()) if (ledger / "meta.json").exists() else {}
         t0 = meta.get("started_at") or (samples[0].t if samples else time.time())
-        stress = report.stress_steps(samples, t0=t0, step_s=step_s, steps=steps)
+        ran = ledger / "stress-steps.json"
+        steps_run = json.loads(ran.read_text())["steps_run"] if ran.exists() else len(steps)
+        stress = report.stress_steps(samples, t0=t0, step_s=step_s, steps=steps[:steps_run])
         report.write_json(out / "stress.json", stress)
         charts.append(report.write_stress_chart(stress, out))
     if not args.no_latest and args.results_dir is None:

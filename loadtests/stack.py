@@ -20,6 +20,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -62,9 +63,17 @@ def pooled_url(db_name: str) -> str:
     return f"postgres://{PG_USER}@{PG_HOST}:{PGBOUNCER_PORT}/{db_name}"
 
 
+def _admin_connection() -> psycopg.Connection[Any]:
+    conn = psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True)
+    # The app role's 5 s statement_timeout is for requests; DROP DATABASE forces a checkpoint, which on a busy
+    # machine can take longer.
+    conn.execute("SET statement_timeout = '120s'")
+    return conn
+
+
 def database_prepare(db_name: str, *, fresh: bool, log: Path | None = None) -> None:
     """Create the database directly on PostgreSQL (DDL stays out of the pooler) and migrate it."""
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+    with _admin_connection() as conn:
         if fresh:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
@@ -75,7 +84,7 @@ def database_prepare(db_name: str, *, fresh: bool, log: Path | None = None) -> N
 
 
 def database_drop(db_name: str) -> None:
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+    with _admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
