@@ -192,6 +192,7 @@ def prepare(label: str, database: str) -> Side:
 class Sample:
     queries: set[int]
     latencies_ms: list[float]
+    db_ms: list[float]
 
 
 def hit(side: Side, endpoint: Endpoint, sample: Sample, *, repeat: int, timed: bool) -> None:
@@ -209,6 +210,7 @@ def hit(side: Side, endpoint: Endpoint, sample: Sample, *, repeat: int, timed: b
         if timed:
             sample.queries.add(int(timing.group(2)))
             sample.latencies_ms.append(elapsed_ms)
+            sample.db_ms.append(float(timing.group(1)))
 
 
 def measure(
@@ -216,7 +218,7 @@ def measure(
 ) -> list[tuple[Endpoint, Sample, Sample]]:
     results = []
     for endpoint in endpoints:
-        samples = {small.label: Sample(set(), []), large.label: Sample(set(), [])}
+        samples = {small.label: Sample(set(), [], []), large.label: Sample(set(), [], [])}
         for _ in range(rounds):
             # Alternate sides in short rounds: background load on a shared machine hits both alike.
             for side in (small, large):
@@ -229,9 +231,11 @@ def measure(
 
 def report(small: Side, large: Side, results: list[tuple[Endpoint, Sample, Sample]]) -> bool:
     print(f"\nsmall: {small.rows}    large: {large.rows}\n")
-    header = "| endpoint | queries small | queries large | median ms small | median ms large | ratio | ok |"
-    print(header)
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(
+        "| endpoint | queries small | queries large | median ms small | median ms large | ratio "
+        "| db ms small | db ms large | ok |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     all_ok = True
     for endpoint, at_small, at_large in results:
         small_ms = statistics.median(at_small.latencies_ms)
@@ -242,9 +246,10 @@ def report(small: Side, large: Side, results: list[tuple[Endpoint, Sample, Sampl
         all_ok = all_ok and ok
         queries_small = "/".join(str(count) for count in sorted(at_small.queries))
         queries_large = "/".join(str(count) for count in sorted(at_large.queries))
+        db_small, db_large = statistics.median(at_small.db_ms), statistics.median(at_large.db_ms)
         print(
             f"| {endpoint.name} | {queries_small} | {queries_large} | {small_ms:.1f} | {large_ms:.1f} "
-            f"| {ratio:.2f}x | {'yes' if ok else 'NO'} |"
+            f"| {ratio:.2f}x | {db_small:.1f} | {db_large:.1f} | {'yes' if ok else 'NO'} |"
         )
     print(
         f"\nAcceptance: same query count at both volumes and large/small median <= {MAX_LATENCY_RATIO}x: "
