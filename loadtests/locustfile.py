@@ -147,7 +147,7 @@ if STRESS:
     class StepShape(LoadTestShape):
         """Stress: hold each user count for LOAD_STEP_S seconds; stop one step after the budgets first break."""
 
-        steps = [int(n) for n in os.environ.get("LOAD_STEPS", "50,100,150,200,300,400,500").split(",")]
+        steps = [int(n) for n in os.environ.get("LOAD_STEPS", "50,100,150,200,250,300,400").split(",")]
         step_s = float(os.environ.get("LOAD_STEP_S", "30"))
         spawn_rate = float(os.environ.get("LOAD_SPAWN_RATE", "25"))
 
@@ -173,6 +173,8 @@ if STRESS:
 
         def judge_step(self, step: int) -> None:
             self.judged = step
+            if step >= len(self.steps):
+                return
             window, RECORDER.recent = RECORDER.recent, []
             verdict = judge(window, shed_ok=True)
             print(

@@ -245,6 +245,13 @@ def main() -> None:
         f"machine during the run: {machine['machine_busy_pct']}% busy on {machine['cores']} cores, load average "
         f"{machine['load_average_mean']}; CPU seconds over {machine['wall_s']}s: {machine['cpu_seconds']}"
     )
+    others = machine["cpu_seconds"].get("everything else on the machine", 0.0)
+    share = others / max(machine["wall_s"] * (machine["cores"] or 1), 1.0)
+    if stack is not None and share > 0.2:
+        print(
+            f"WARNING: {share:.0%} of the machine's CPU went to other processes during the run: the latency "
+            "figures say more about them than about the shop (correctness checks are unaffected)."
+        )
     if args.stress:
         sys.exit(0 if stress and stress["graceful"] and summary["budgets"]["invariants"]["ok"] else 1)
     sys.exit(0 if summary["verdict"] == "pass" else 1)
