@@ -36,6 +36,8 @@ def _drop_database_force(name: str) -> None:
     with psycopg.connect(
         host=direct["HOST"], port=direct["PORT"], user=direct["USER"], dbname="postgres", autocommit=True
     ) as conn:
+        # The app role's statement_timeout (5 s) is for requests; dropping a database on a busy box may take longer.
+        conn.execute("SET statement_timeout = 0")
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
