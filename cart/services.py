@@ -24,10 +24,10 @@ from orders.models import Order
 from orders.services import (
     LineRequest,
     ShippingAddress,
-    _enqueue_payment_after_commit,
-    _is_idempotency_violation,
     busy_on_lock_contention,
     do_order_create,
+    enqueue_payment_after_commit,
+    is_idempotency_violation,
 )
 from shop.models import Product
 
@@ -225,9 +225,9 @@ def cart_checkout(
                     )
             CartItem.objects.filter(cart=cart).delete()
             _bump_version(cart)
-            _enqueue_payment_after_commit(order.pk)
+            enqueue_payment_after_commit(order.pk)
     except IntegrityError as error:
-        if not _is_idempotency_violation(error):
+        if not is_idempotency_violation(error):
             raise
         # Double submit racing past both checks: the unique constraint decided; its order is the answer.
         return CheckoutResult(order=Order.objects.get(customer=user, idempotency_key=idempotency_key), created=False)

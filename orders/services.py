@@ -199,7 +199,7 @@ def _violated_constraint(error: IntegrityError) -> str | None:
     return name
 
 
-def _is_idempotency_violation(error: IntegrityError) -> bool:
+def is_idempotency_violation(error: IntegrityError) -> bool:
     """True when the unique (customer, idempotency_key) constraint refused a second order for one key."""
     return _violated_constraint(error) == "order_one_per_idempotency_key"
 
@@ -227,9 +227,9 @@ def order_place(
                 note=note,
                 idempotency_key=idempotency_key,
             )
-            _enqueue_payment_after_commit(order.pk)
+            enqueue_payment_after_commit(order.pk)
     except IntegrityError as error:
-        if _is_idempotency_violation(error):
+        if is_idempotency_violation(error):
             # Double submit: a concurrent twin committed first; its order is this request's answer too.
             return OrderPlacement(
                 order=Order.objects.get(customer=customer, idempotency_key=idempotency_key), created=False
@@ -243,7 +243,7 @@ def order_place(
     return OrderPlacement(order=order, created=True)
 
 
-def _enqueue_payment_after_commit(order_id: int) -> None:
+def enqueue_payment_after_commit(order_id: int) -> None:
     from payments.tasks import payment_capture_enqueue
 
     # Phantom work: the task is sent only once the order is committed, so a worker never sees a missing row.
