@@ -291,13 +291,20 @@ def order_update_details(
     )
 
 
-def order_cancel(*, order: Order) -> Order:
-    """Cancel an order and return its stock exactly once. Cancelling a cancelled order is a no-op."""
+def order_cancel(*, order: Order, only_if_status: OrderStatus | None = None) -> Order:
+    """Cancel an order and return its stock exactly once. Cancelling a cancelled order is a no-op.
+
+    `only_if_status` lets a background job cancel only what it decided on: the reconciliation job abandons an
+    order only while it is still pending_payment, never one a late capture has just paid.
+    """
     with busy_on_lock_contention(), transaction.atomic(durable=True):
         _set_local_lock_timeout()
         locked = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
         if locked.status == OrderStatus.CANCELLED:
             return locked  # Double cancel: the stock went back the first time; nothing more to do.
+        if only_if_status is not None and locked.status != only_if_status:
+            # Stale decision: the order moved since the caller looked (a capture settled it); leave it alone.
+            raise Conflict(f"Order {locked.number} is no longer {only_if_status}.", code="not_cancellable")
         if locked.status not in {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID}:
             raise Conflict(
                 f"Order {locked.number} is {locked.get_status_display().lower()} and cannot be cancelled.",

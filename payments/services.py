@@ -218,8 +218,8 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
         else:
             try:
                 # A capture that lands after the lookup still ends consistent: settle sees the cancelled
-                # order and refunds, or this cancel sees a paid order and order_cancel refunds it.
-                order_cancel(order=payment.order)  # returns the stock exactly once
+                # order and refunds it, or this cancel sees a paid order and refuses (only_if_status).
+                order_cancel(order=payment.order, only_if_status=OrderStatus.PENDING_PAYMENT)
             except ApplicationError:
                 report.undecided += 1  # busy, or no longer cancellable: the next run looks again
                 continue

@@ -206,3 +206,18 @@ def test_a_transition_from_the_wrong_state_moves_nothing(alice: User, product_fa
     order = place(alice, (product_factory(), 1))
     assert not order_transition(order_id=order.pk, from_status=OrderStatus.PAID, to_status=OrderStatus.FULFILLED)
     assert Order.objects.values_list("status", "version").get(pk=order.pk) == (OrderStatus.PENDING_PAYMENT, 1)
+
+
+def test_a_cancel_decided_on_a_pending_order_refuses_once_the_order_is_paid(
+    alice: User, product_factory: Any, sent: dict[str, list[int]]
+) -> None:
+    product = product_factory(stock_on_hand=3)
+    order = place(alice, (product, 2))
+    assert order_transition(order_id=order.pk, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID)
+    with pytest.raises(Conflict):
+        order_cancel(order=order, only_if_status=OrderStatus.PENDING_PAYMENT)
+    order.refresh_from_db()
+    product.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert product.stock_on_hand == 1
+    assert sent["refund"] == []
