@@ -46,3 +46,11 @@ def test_seed_demo_volume_options_keep_stock_conserved():
     sold = OrderLine.objects.aggregate(total=Sum("quantity"))["total"] or 0
     totals = Product.objects.aggregate(received=Sum("stock_received"), on_hand=Sum("stock_on_hand"))
     assert totals["received"] == totals["on_hand"] + sold
+    # Every generated (paid or shipped) order has its captured payment, so check_invariants stays clean.
+    from orders.models import Order
+    from payments.models import Payment
+
+    assert Payment.objects.filter(status="captured").count() == Order.objects.count() >= 40
+    from observability.invariants import check_all
+
+    assert [result.name for result in check_all() if not result.ok] == []
