@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "guardian",
     "axes",
@@ -247,6 +248,10 @@ IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24,
 IDEMPOTENCY_IN_FLIGHT_LEASE_S = env_int("IDEMPOTENCY_IN_FLIGHT_LEASE_S", 60, minimum=5)
 
 SPECTACULAR_SETTINGS = {
+    # No CDN: the Swagger UI's JavaScript and CSS are served from our own static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Hardened Shop API",
     "VERSION": "1.0.0",
     "DESCRIPTION": (
