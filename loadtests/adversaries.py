@@ -18,7 +18,7 @@ class Editor(CustomerUser):
     """Two or three tabs edit the same order from the same ETag: exactly one may win, the rest get 412."""
 
     weight = 1
-    wait_time = between(1, 3)
+    wait_time = between(2, 6)
 
     @task
     def edit_race(self) -> None:
@@ -86,7 +86,7 @@ class Curious(CustomerUser):
     """Guesses other customers' order ids. Every probe must be a 404: not 200, and not 403 (no existence leak)."""
 
     weight = 1
-    wait_time = between(0.5, 2)
+    wait_time = between(1, 4)
     pool = "curious"
 
     def target(self) -> tuple[int, str]:
@@ -163,7 +163,7 @@ class Canceller(CustomerUser):
     """Buys, then cancels: sometimes at once, sometimes after paying, sometimes twice (in parallel)."""
 
     weight = 1
-    wait_time = between(1, 3)
+    wait_time = between(2, 6)
 
     @task
     def buy_and_cancel(self) -> None:

@@ -16,7 +16,7 @@ class Browser(FastHttpUser):
     """Reads only: home, categories, search, product pages, and paginated lists (API and HTML)."""
 
     weight = 6
-    wait_time = between(1, 4)
+    wait_time = between(2, 8)
     network_timeout = 30.0
     connection_timeout = 10.0
 

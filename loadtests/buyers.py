@@ -127,7 +127,7 @@ class ApiBuyer(CustomerUser):
     """Signs in, browses, and buys through the API, in all the clumsy ways real clients do."""
 
     weight = 4
-    wait_time = between(1, 3)
+    wait_time = between(2, 6)
     register_share = 0.05
 
     @task(2)
@@ -227,7 +227,7 @@ class RushBuyer(CustomerUser):
     """Many buyers, a few products, very little stock: most are told 409 insufficient_stock, none oversold."""
 
     weight = 2
-    wait_time = between(0.5, 2)
+    wait_time = between(1, 3)
 
     @task(5)
     def grab(self) -> None:

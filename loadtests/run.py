@@ -30,7 +30,7 @@ from typing import Any
 from loadtests import audit, report
 from loadtests.budgets import budgets_doc
 from loadtests.machine import MachineSampler
-from loadtests.stack import ROOT, VENV_BIN, Stack, database_prepare
+from loadtests.stack import ROOT, VENV_BIN, Stack, database_prepare, free_port, port_in_use
 
 RESULTS = ROOT / "loadtests" / "results"
 
@@ -51,6 +51,38 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise SystemExit(f"DURATION={text!r}: use seconds or a form like 30s, 2m, 1m30s")
     return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+
+
+def pick_port(variable: str, default: int) -> int:
+    """The port named in the environment, else the default, else (default busy, e.g. `make run`) a free one."""
+    if os.environ.get(variable):
+        return int(os.environ[variable])
+    if port_in_use(default):
+        port = free_port()
+        say(f"port {default} is taken (a `make run`?); the private stack uses {port} instead")
+        return port
+    return default
+
+
+def warm_up(host: str, fixture: dict[str, Any]) -> None:
+    """A deployed shop's workers are warm (health checks, earlier traffic); a fresh private stack's are not.
+
+    A few dozen requests let every gunicorn worker import its views and fill its caches before the clock starts.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    slugs = list(fixture.get("product_slugs", {}).values())[:5]
+    paths = ["/", "/api/v1/products/", "/api/v1/categories/", "/accounts/login/", *[f"/p/{slug}/" for slug in slugs]]
+
+    def fetch(path: str) -> None:
+        try:
+            with urllib.request.urlopen(f"{host}{path}", timeout=30):
+                pass
+        except OSError:
+            pass  # a warm-up miss is not a result; the run itself judges every answer
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(fetch, paths * 6))
 
 
 def seed(database_url: str, fixture: Path, *, log: Path, buyers: int) -> dict[str, Any]:
@@ -153,8 +185,8 @@ def main() -> None:
             database_prepare(db_name, fresh=os.environ.get("LOAD_FRESH_DB", "1") != "0", log=out / "migrate.log")
             stack = Stack(
                 db_name=db_name,
-                app_port=int(os.environ.get("APP_PORT") or 8000),
-                provider_port=int(os.environ.get("PROVIDER_PORT") or 8100),
+                app_port=pick_port("APP_PORT", 8000),
+                provider_port=pick_port("PROVIDER_PORT", 8100),
                 log_dir=out / "stack",
             ).start(timeout_s=180)
             host, database_url, provider_url = stack.host, stack.database_url, stack.provider_url
@@ -162,6 +194,8 @@ def main() -> None:
         if database_url:
             say("seeding: demo catalog, load accounts with saved sessions, rush products")
             fixture = seed(database_url, fixture_path, log=out / "seed.log", buyers=max(300, users * 2))
+        if stack is not None:
+            warm_up(host, fixture)
         if provider_url:
             # A realistic provider: some latency, and a few declined cards (those orders end payment_failed).
             provider_control(

@@ -141,7 +141,7 @@ class Stack:
             "GUNICORN_BIND": f"127.0.0.1:{self.app_port}",
             "GUNICORN_WORKERS": str(self.gunicorn_workers),
             "GUNICORN_THREADS": str(self.gunicorn_threads),
-            "GUNICORN_LOG_LEVEL": "warning",
+            "GUNICORN_LOG_LEVEL": os.environ.get("LOAD_GUNICORN_LOG_LEVEL", "info"),  # worker restarts show
             "CELERY_WORKER_CONCURRENCY": str(self.celery_concurrency),
             "LOG_LEVEL": os.environ.get("LOAD_APP_LOG_LEVEL", "WARNING"),
             "SERVER_TIMING_ENABLED": "true",

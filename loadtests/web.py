@@ -60,7 +60,7 @@ class WebBuyer(FastHttpUser):
     """Signs in with the login form and buys through cart and checkout pages; some double-click, some leave."""
 
     weight = 2
-    wait_time = between(1, 3)
+    wait_time = between(2, 6)
     network_timeout = 30.0
     connection_timeout = 10.0
     # Never follow redirects: the 302/303 after a form post is the answer this user checks. (Not per request:
