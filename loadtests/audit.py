@@ -308,7 +308,9 @@ def audit(
     if database_url is None:
         results["database_checks"] = _ok(False, "not checked: no database URL for the target (set LOAD_DATABASE_URL)")
         return results
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    # Transaction pooling: a statement psycopg prepared on one server connection is unknown on the next one,
+    # so automatic preparation (after 5 runs of the same query, e.g. the drain poll) stays off, as in Django.
+    with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
         pending, waited = wait_for_settlement(conn, since, drain_timeout_s)
         results.update(check_accepted_orders_exist(conn, entries))
         results.update(check_run_orders(conn, since, pending, waited))

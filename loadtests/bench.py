@@ -181,7 +181,7 @@ def main() -> None:
         print(f"   POST /api/v1/orders/  {results['order_placement']['rps']:>8} rps (201s)", flush=True)
     finally:
         stack.stop()
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+    with psycopg.connect(stack.database_url, autocommit=True, prepare_threshold=None) as conn:  # PgBouncer
         products = conn.execute(
             "SELECT min(id), max(id) FROM shop_product WHERE is_active AND sku NOT LIKE 'RUSH-%'"
         ).fetchone()

@@ -30,7 +30,7 @@ def database_url() -> str:
 
 @pytest.fixture
 def conn(transactional_db: None) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url(), autocommit=True) as audit_connection:
+    with psycopg.connect(database_url(), autocommit=True, prepare_threshold=None) as audit_connection:
         yield audit_connection
 
 
