@@ -15,11 +15,11 @@ from dataclasses import dataclass
 # p95 in milliseconds, per class. Override one with LOAD_BUDGET_<CLASS>_P95_MS (e.g. for a faster machine).
 P95_BUDGETS_MS: dict[str, float] = {
     # Catalog pages and API reads, order reads.
-    "reads": float(os.environ.get("LOAD_BUDGET_READS_P95_MS", "1500")),
+    "reads": float(os.environ.get("LOAD_BUDGET_READS_P95_MS", "800")),
     # Order placement, edits, cancels: a transaction with row locks.
-    "writes": float(os.environ.get("LOAD_BUDGET_WRITES_P95_MS", "1500")),
+    "writes": float(os.environ.get("LOAD_BUDGET_WRITES_P95_MS", "1000")),
     # Sign-in and registration: argon2 is slow on purpose (~0.2 s of CPU per hash), so they get their own class.
-    "auth": float(os.environ.get("LOAD_BUDGET_AUTH_P95_MS", "4000")),
+    "auth": float(os.environ.get("LOAD_BUDGET_AUTH_P95_MS", "3000")),
 }
 MAX_5XX = 0
 MAX_UNEXPECTED = 0
