@@ -25,41 +25,22 @@ from backoffice.services import staff_order_fulfil
 from core.auth import request_user
 from core.pagination import CursorPagination
 from orders.apis import parse_if_match
-from orders.models import Order, OrderStatus
-from orders.serializers import OrderLineOutputSerializer
+from orders.models import OrderStatus
+from orders.serializers import OrderOutputSerializer
 from shop.models import Product
 from shop.services import ProductChanges, product_update
 
 STAFF_TAG = "staff"
 
 
-class StaffOrderOutputSerializer(serializers.ModelSerializer[Order]):
-    """What a packer needs: lines, address, status, centre. Not the customer's account or payment data."""
+class StaffOrderOutputSerializer(OrderOutputSerializer):
+    """What a packer needs: the customer's view of the order plus its centre. Not account or payment data."""
 
-    lines = OrderLineOutputSerializer(many=True)
-    shipping_address = serializers.SerializerMethodField()
     fulfilment_centre = serializers.CharField(source="fulfilment_centre.code", read_only=True, allow_null=True)
 
-    class Meta:
-        model = Order
-        fields = [
-            "id",
-            "number",
-            "status",
-            "fulfilment_centre",
-            "lines",
-            "total",
-            "currency",
-            "shipping_address",
-            "note",
-            "version",
-            "created_at",
-            "updated_at",
-        ]
+    class Meta(OrderOutputSerializer.Meta):
+        fields = [*OrderOutputSerializer.Meta.fields, "fulfilment_centre"]
         read_only_fields = fields
-
-    def get_shipping_address(self, order: Order) -> dict[str, str]:
-        return order.shipping_address
 
 
 class StaffProductOutputSerializer(serializers.ModelSerializer[Product]):
