@@ -316,7 +316,14 @@ def print_verdict(summary: dict[str, Any], stress: dict[str, Any] | None, out: P
         print(f"PAST THE KNEE: {stress['past_knee']}")
     print(f"report: {out}/summary.json, {out}/report.html, charts {', '.join(charts)}")
     print(f"budgets: {budgets_doc()}")
-    print(f"VERDICT: {summary['verdict'].upper()}")
+    if stress is None:
+        print(f"VERDICT: {summary['verdict'].upper()}")
+    else:
+        graceful = stress["graceful"] and summary["budgets"]["invariants"]["ok"]
+        print(
+            f"STRESS VERDICT: {'PASS' if graceful else 'FAIL'} (past the knee: polite refusals or slower answers, "
+            "never 500s or timeouts; every invariant after the run)"
+        )
 
 
 if __name__ == "__main__":
