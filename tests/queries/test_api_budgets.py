@@ -8,16 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from tests.conftest import bearer_client
-from tests.factories import CategoryFactory, UserFactory
+from tests.factories import CategoryFactory
 from tests.queries.budget import (
     api_lines,
     api_results,
     assert_flat_cost,
-    default_centre,
     grow_order_lines,
     new_categories,
     new_orders,
@@ -121,15 +119,6 @@ def test_order_detail(alice: User, django_assert_num_queries: Any) -> None:
 
 
 # --- Staff API ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def greta(db: None) -> User:
-    """Staff, granted the budget centre and the tea category."""
-    greta = UserFactory.create(username="greta", is_staff=True)
-    assign_perm("orders.fulfil_centre_orders", greta, default_centre())
-    assign_perm("shop.manage_category_products", greta, CategoryFactory.create(slug="tea", name="Tea"))
-    return greta
 
 
 def test_staff_order_list(greta: User, alice: User, django_assert_num_queries: Any) -> None:

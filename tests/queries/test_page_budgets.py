@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from guardian.shortcuts import assign_perm
 
 from accounts.models import User
-from tests.factories import CategoryFactory, UserFactory
+from tests.factories import CategoryFactory
 from tests.queries.budget import (
     ORDER_NUMBERS,
     PRODUCT_NAMES,
     assert_flat_cost,
-    default_centre,
     grow_cart,
     grow_order_lines,
     new_orders,
@@ -168,15 +166,6 @@ def test_order_edit_page(alice: User, django_assert_num_queries: Any) -> None:
 
 
 # --- Staff ------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def greta(db: None) -> User:
-    """Staff, granted the budget centre and the tea category."""
-    greta = UserFactory.create(username="greta", is_staff=True)
-    assign_perm("orders.fulfil_centre_orders", greta, default_centre())
-    assign_perm("shop.manage_category_products", greta, CategoryFactory.create(slug="tea", name="Tea"))
-    return greta
 
 
 def test_staff_dashboard(greta: User, alice: User, django_assert_num_queries: Any) -> None:
