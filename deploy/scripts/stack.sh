@@ -25,6 +25,18 @@ RUN_DIR="${RUN_DIR:-$ROOT_DIR/.run}/pgbouncer-$PGBOUNCER_PORT"
 
 log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
 
+# PgBouncer refuses to run as root, so as root it runs as postgres, which must reach its run directory. A
+# checkout under /root (mode 700) is out of postgres's reach: its PgBouncer files then live under /tmp.
+resolve_run_dir() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  mkdir -p "$RUN_DIR"
+  if ! runuser -u postgres -- test -x "$RUN_DIR" 2>/dev/null; then
+    RUN_DIR="/tmp/hardened-shop-$(printf '%s' "$ROOT_DIR" | md5sum | cut -c1-12)/pgbouncer-$PGBOUNCER_PORT"
+    mkdir -p "$RUN_DIR"
+    chmod 755 "$(dirname "$RUN_DIR")"
+  fi
+}
+
 need_packages() {
   local missing=()
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
@@ -93,6 +105,7 @@ pgbouncer_start() {
     log "PgBouncer already answers on $PGBOUNCER_HOST:$PGBOUNCER_PORT"
     return 0
   fi
+  resolve_run_dir
   mkdir -p "$RUN_DIR"
   sed -e "s|@PG_HOST@|$PG_HOST|g" -e "s|@PG_PORT@|$PG_PORT|g" \
       -e "s|@PGBOUNCER_HOST@|$PGBOUNCER_HOST|g" -e "s|@PGBOUNCER_PORT@|$PGBOUNCER_PORT|g" \
@@ -124,6 +137,7 @@ pgbouncer_start() {
 }
 
 pgbouncer_stop() {
+  resolve_run_dir
   if [ -f "$RUN_DIR/pgbouncer.pid" ]; then
     local pid
     pid="$(cat "$RUN_DIR/pgbouncer.pid")"
