@@ -4,7 +4,7 @@ products each page shows. Thin: one scoped selector or service per view."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -32,18 +32,12 @@ PER_PAGE = 25
 
 
 def _granted_order(request: HttpRequest, pk: int) -> Order:
-    try:
-        return order_get_for_fulfilment(user=request_user(request), order_id=pk)
-    except NotFound:
-        # Probing: an order of a centre you were not granted is indistinguishable from a missing one.
-        raise Http404("No such order.") from None
+    # Probing: an order of a centre you were not granted is indistinguishable from a missing one (404).
+    return order_get_for_fulfilment(user=request_user(request), order_id=pk)
 
 
 def _granted_product(request: HttpRequest, pk: int) -> Product:
-    try:
-        return product_get_for_catalog(user=request_user(request), product_id=pk)
-    except NotFound:
-        raise Http404("No such product.") from None
+    return product_get_for_catalog(user=request_user(request), product_id=pk)
 
 
 @staff_required
@@ -83,7 +77,7 @@ def order_fulfil_view(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         shipped = staff_order_fulfil(user=request_user(request), order_id=pk)
     except NotFound:
-        raise Http404("No such order.") from None
+        raise  # the 404 page, not the refusal message below
     except ApplicationError as error:
         return render_refusal(
             request, error, back_url=reverse("staff:order", kwargs={"pk": pk}), back_label="Back to the order"
@@ -117,8 +111,6 @@ def product_edit(request: HttpRequest, pk: int) -> HttpResponse:
             expected_version=form.cleaned_data["version"],
             changes=form.changes(),
         )
-    except NotFound:
-        raise Http404("No such product.") from None
     except PreconditionFailed as error:
         # Lost update: show the latest values; the manager re-applies their change on top of them.
         latest = _granted_product(request, pk)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
+
 
 class ApplicationError(Exception):
     """A refusal the client can understand: a stable `code`, an HTTP `status` and a human `title`."""
@@ -34,7 +36,9 @@ class ApplicationError(Exception):
         super().__init__(self.detail)
 
 
-class NotFound(ApplicationError):
+class NotFound(ApplicationError, Http404):
+    """Also an Http404, so an HTML view needs no translation: Django renders the 404 page, DRF the problem."""
+
     code = "not_found"
     status = 404
     title = "Not found."

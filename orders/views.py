@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
 from core.auth import request_user
-from core.errors import ApplicationError, NotFound, PreconditionFailed
+from core.errors import ApplicationError, PreconditionFailed
 from orders.forms import EDITABLE_FIELDS, FIELD_LABELS, OrderEditForm, order_details, sign_original
 from orders.models import Order
 from orders.selectors import order_get_for_customer, order_list_for_customer, order_status_get_for_customer
@@ -30,11 +30,8 @@ STATUS_POLL_BOUND_MS = 90_000
 
 
 def _own_order(user: User, order_id: int) -> Order:
-    try:
-        return order_get_for_customer(customer=user, order_id=order_id)
-    except NotFound:
-        # Broken object-level authorization: someone else's order is indistinguishable from a missing one.
-        raise Http404("No such order.") from None
+    # Broken object-level authorization: someone else's order is indistinguishable from a missing one (404).
+    return order_get_for_customer(customer=user, order_id=order_id)
 
 
 @login_required
@@ -61,10 +58,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def order_status(request: HttpRequest, pk: int) -> JsonResponse:
     """What the detail page polls: small, uncached, and scoped like every other order lookup."""
-    try:
-        order = order_status_get_for_customer(customer=request_user(request), order_id=pk)
-    except NotFound:
-        raise Http404("No such order.") from None
+    order = order_status_get_for_customer(customer=request_user(request), order_id=pk)
     return JsonResponse(
         {
             "status": order.status,

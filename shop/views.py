@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from cart.forms import AddToCartForm
 from cart.selectors import cart_get
 from core.auth import request_user
-from core.errors import NotFound
 from shop.selectors import category_get, category_menu, product_get, product_list
 from shop.web import new_form_token, paginate
 
@@ -30,10 +29,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        category = category_get(slug=slug)
-    except NotFound:
-        raise Http404("No such category.") from None
+    category = category_get(slug=slug)  # NotFound is the 404 page
     page = paginate(request, product_list(category_slug=category.slug), per_page=PRODUCTS_PER_PAGE)
     return render(
         request,
@@ -61,10 +57,7 @@ def search(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        product = product_get(slug=slug)
-    except NotFound:
-        raise Http404("No such product.") from None
+    product = product_get(slug=slug)  # NotFound is the 404 page
     in_cart = 0
     if request.user.is_authenticated:
         in_cart = cart_get(user=request_user(request)).quantity_of(product.pk)
