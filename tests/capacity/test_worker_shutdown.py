@@ -32,11 +32,9 @@ PROVIDER_LATENCY_MS = 3000  # long enough to signal the worker while it waits fo
 
 
 @pytest.fixture
-def broker() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.stop()
+def broker(private_redis: PrivateRedis) -> PrivateRedis:
+    """The worker's own broker (tests/capacity/conftest.py): its unacknowledged messages are this test's alone."""
+    return private_redis
 
 
 @pytest.fixture
