@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from zeal import zeal_ignore
@@ -16,6 +15,7 @@ from cart.models import Cart, CartItem
 from cart.selectors import cart_get
 from cart.services import CartRefused, cart_add_item, cart_remove_item, cart_set_quantity
 from shop.models import Product
+from tests.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -112,24 +112,7 @@ def test_cart_page_query_count_does_not_grow_with_lines(
 
 
 def _race(times: int, add: Callable[[int], object]) -> None:
-    barrier = threading.Barrier(times)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            add(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(times)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = [outcome.error for outcome in run_concurrently(add, times) if outcome.error is not None]
     assert not errors, errors
 
 

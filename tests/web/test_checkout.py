@@ -10,7 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.test import Client
 from zeal import zeal_ignore
 
@@ -22,6 +22,7 @@ from orders.models import Order
 from orders.services import LineRequest, ShippingAddress, do_order_create
 from payments.models import Payment
 from shop.models import Product
+from tests.concurrency import run_concurrently
 from tests.web.conftest import ADDRESS
 
 pytestmark = pytest.mark.django_db
@@ -180,26 +181,8 @@ def _hidden(body: str) -> dict[str, str]:
 
 
 def _race(times: int, work: Callable[[int], object]) -> list[object]:
-    barrier = threading.Barrier(times)
-    results: list[object] = []
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results.append(work(index))
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(times)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return [*results, *errors]
+    """Each submit's order, or the refusal it raised."""
+    return [outcome.error or outcome.value for outcome in run_concurrently(work, times)]
 
 
 @pytest.mark.django_db(transaction=True)
