@@ -25,7 +25,7 @@ import payments.tasks
 from accounts.models import User
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
 from orders.models import Order, OrderLine, OrderStatus
-from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
+from orders.services import order_cancel
 from payments import simulator
 from payments.breaker import provider_breaker
 from payments.client import provider_charge
@@ -34,12 +34,11 @@ from payments.services import payment_capture, payment_idempotency_key, payment_
 from payments.tasks import payment_capture_task
 from shop.models import Product
 from tests.concurrency import BARRIER_TIMEOUT_S, constraint_switched_off, raw_connection, run_concurrently
-from tests.conftest import DEFAULT_ADDRESS, bearer_client, order_payload
+from tests.conftest import bearer_client, order_payload
 from tests.factories import UserFactory
+from tests.orders.support import place, stock_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ADDRESS = ShippingAddress(**DEFAULT_ADDRESS)
 
 
 @pytest.fixture(autouse=True)
@@ -73,19 +72,6 @@ def provider(settings: Any) -> Iterator[simulator.ProviderState]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def place(customer: User, *lines: tuple[Product, int], key: str) -> Order:
-    return order_place(
-        customer=customer,
-        lines=[LineRequest(product_id=product.pk, quantity=quantity) for product, quantity in lines],
-        shipping_address=ADDRESS,
-        idempotency_key=key,
-    ).order
-
-
-def stock_of(product: Product) -> int:
-    return Product.objects.values_list("stock_on_hand", flat=True).get(pk=product.pk)
 
 
 def cause_of(outcome_error: BaseException | None) -> BaseException | None:

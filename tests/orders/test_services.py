@@ -18,7 +18,6 @@ from orders.models import Order, OrderLine, OrderStatus
 from orders.services import (
     InvalidOrder,
     LineRequest,
-    ShippingAddress,
     order_cancel,
     order_place,
     order_transition,
@@ -26,11 +25,9 @@ from orders.services import (
 )
 from payments.models import Payment, PaymentStatus
 from shop.models import Product
-from tests.conftest import DEFAULT_ADDRESS
+from tests.orders.support import ADDRESS, place, stock_of
 
 pytestmark = pytest.mark.django_db
-
-ADDRESS = ShippingAddress(**DEFAULT_ADDRESS)
 
 
 @pytest.fixture
@@ -47,19 +44,6 @@ def _repeats_are_deliberate() -> Iterator[None]:
     """These tests call a service twice on purpose (place twice, cancel twice); that is not an N+1."""
     with zeal_ignore():
         yield
-
-
-def place(customer: User, *lines: tuple[Product, int], key: str = "k") -> Order:
-    return order_place(
-        customer=customer,
-        lines=[LineRequest(product_id=product.pk, quantity=quantity) for product, quantity in lines],
-        shipping_address=ADDRESS,
-        idempotency_key=key,
-    ).order
-
-
-def stock_of(product: Product) -> int:
-    return Product.objects.values_list("stock_on_hand", flat=True).get(pk=product.pk)
 
 
 def assert_nothing_written() -> None:
