@@ -10,6 +10,7 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -33,14 +34,9 @@ DEBUG = env_bool("DEBUG", not PRODUCTION and DJANGO_ENV != "test")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-if PRODUCTION:
-    # Unsafe configuration: production never starts with a guessable key, debug pages or an open host list.
-    if len(SECRET_KEY) < 50 or SECRET_KEY == _INSECURE_KEY or SECRET_KEY.startswith("django-insecure"):
-        raise ImproperlyConfigured("DJANGO_ENV=production needs SECRET_KEY: 50+ random characters")
-    if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured("DJANGO_ENV=production needs ALLOWED_HOSTS")
-    if DEBUG:
-        raise ImproperlyConfigured("DJANGO_ENV=production refuses DEBUG=true")
+# Demo stack (the compose `demo` profile, the k8s `demo` overlay): the ONE switch that lets production mode run
+# with the payment simulator and the demo data (accounts whose password the README prints). Never for a real shop.
+DEMO_MODE = env_bool("DEMO_MODE", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -190,7 +186,8 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-if env_bool("FAST_PASSWORD_HASHER", TESTING):
+FAST_PASSWORD_HASHER = env_bool("FAST_PASSWORD_HASHER", TESTING)
+if FAST_PASSWORD_HASHER:
     # Tests and load seeding only: argon2 is deliberately slow and this machine has two cores.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS = [
@@ -213,6 +210,9 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 # The web page gets that template, the API a 429 problem+json; both with Retry-After (accounts/lockout.py).
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# Behind a proxy: the lockout counts the client the throttles count (X-Forwarded-For, THROTTLE_TRUSTED_PROXIES
+# hops), not the proxy's address, so one client's failures cannot lock a username out for everyone.
+AXES_CLIENT_IP_CALLABLE = "core.throttling.client_ip"
 
 # --- DRF, JWT, OpenAPI --------------------------------------------------------------------------------------
 API_MAX_PAGE_SIZE = 100
@@ -278,7 +278,10 @@ PAYMENT_REDRIVE_AFTER_S = env_int("PAYMENT_REDRIVE_AFTER_S", 60, minimum=5)
 # ... and cancelled (stock released) when still unpaid after this long.
 PAYMENT_ABANDON_AFTER_S = env_int("PAYMENT_ABANDON_AFTER_S", 24 * 3600, minimum=60)
 
-PAYMENT_PROVIDER_URL = env_str("PAYMENT_PROVIDER_URL", "http://127.0.0.1:8100")
+# The local simulator (payments/simulator.py) is the default for development, tests and a demo stack only;
+# production needs the real provider's URL (checked with the other refusals below).
+PAYMENT_SIMULATOR_URL = "http://127.0.0.1:8100"
+PAYMENT_PROVIDER_URL = env_str("PAYMENT_PROVIDER_URL", "" if PRODUCTION and not DEMO_MODE else PAYMENT_SIMULATOR_URL)
 PAYMENT_PROVIDER_TIMEOUT_S = env_float("PAYMENT_PROVIDER_TIMEOUT_S", 3.0, minimum=0.1)
 PAYMENT_PROVIDER_CONNECT_TIMEOUT_S = env_float("PAYMENT_PROVIDER_CONNECT_TIMEOUT_S", 1.0, minimum=0.1)
 # Transient errors: idempotent provider calls are tried this often, with full-jitter exponential backoff.
@@ -365,6 +368,9 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Prometheus scrapes each instance over the private network, where TLS already ended at the proxy: a
+    # redirect to https there would only break the scrape (/metrics keeps its own token, observability/views.py).
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -383,9 +389,16 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
 # PgBouncer's admin console (SHOW POOLS) for the pool gauges; empty disables them.
 _pooler = dj_database_url.parse(DATABASE_URL)
-METRICS_PGBOUNCER_URL = env_str(
-    "METRICS_PGBOUNCER_URL", f"postgres://{_pooler['USER']}@{_pooler['HOST']}:{_pooler['PORT']}/pgbouncer"
+_pooler_login = quote(str(_pooler["USER"]), safe="") + (
+    ":" + quote(str(_pooler["PASSWORD"]), safe="") if _pooler.get("PASSWORD") else ""
 )
+METRICS_PGBOUNCER_URL = env_str(
+    "METRICS_PGBOUNCER_URL", f"postgres://{_pooler_login}@{_pooler['HOST']}:{_pooler['PORT']}/pgbouncer"
+)
+# A Celery worker is its own process tree (its own container or pod): it serves its own /metrics on this port
+# (0 = off; `make run` shares one PROMETHEUS_MULTIPROC_DIR with gunicorn instead). observability/worker_metrics.py
+CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0, minimum=0)
+CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 (inside a container or pod)
 
 # Invariant checker: how long an order may wait in pending_payment before the audit calls it stuck (the
 # reconciliation job should have cancelled it at PAYMENT_ABANDON_AFTER_S), and how long a cancelled paid order
@@ -396,6 +409,43 @@ INVARIANT_PENDING_PAYMENT_MAX_AGE_S = env_int(
 INVARIANT_REFUND_GRACE_S = env_int("INVARIANT_REFUND_GRACE_S", 3600, minimum=60)
 INVARIANT_TIMEOUT_S = env_int("INVARIANT_TIMEOUT_S", 60, minimum=1)
 INVARIANT_CHECK_INTERVAL_S = env_int("INVARIANT_CHECK_INTERVAL_S", 300, minimum=10)
+
+# --- Production refuses an unsafe configuration at start-up ------------------------------------------------
+# Every refusal names its variable, and all of them are reported at once (a deployer fixes them in one go).
+if PRODUCTION:
+    _refusals = []
+    # Unsafe configuration: production never starts with a guessable key, debug pages or an open host list.
+    if len(SECRET_KEY) < 50 or SECRET_KEY == _INSECURE_KEY or SECRET_KEY.startswith("django-insecure"):
+        _refusals.append("DJANGO_ENV=production needs SECRET_KEY: 50+ random characters")
+    if not ALLOWED_HOSTS:
+        _refusals.append("DJANGO_ENV=production needs ALLOWED_HOSTS")
+    if DEBUG:
+        _refusals.append("DJANGO_ENV=production refuses DEBUG=true")
+    # Test doubles on the production path: the simulator takes no money and speaks plain HTTP only. A real
+    # provider is reached over https; anything else needs the demo switch.
+    if not PAYMENT_PROVIDER_URL:
+        _refusals.append(
+            "DJANGO_ENV=production needs PAYMENT_PROVIDER_URL: your payment provider's https URL "
+            "(the payment simulator is allowed only with DEMO_MODE=true)"
+        )
+    elif not PAYMENT_PROVIDER_URL.lower().startswith("https://") and not DEMO_MODE:
+        _refusals.append(
+            f"DJANGO_ENV=production refuses PAYMENT_PROVIDER_URL={PAYMENT_PROVIDER_URL!r}: not https, so the "
+            "payment simulator or a provider reached in clear text (allowed only with DEMO_MODE=true)"
+        )
+    if FAST_PASSWORD_HASHER:
+        _refusals.append("DJANGO_ENV=production refuses FAST_PASSWORD_HASHER=true (unsalted MD5 password hashes)")
+    if not AXES_ENABLED:
+        _refusals.append("DJANGO_ENV=production refuses AXES_ENABLED=false (no login lockout)")
+    # Behind a proxy, a default of 0 hops makes every client the proxy's address: per-IP throttles and the
+    # lockout would then hit everyone at once. The deployer states the hop count (0 when nothing is in front).
+    if not env_str("THROTTLE_TRUSTED_PROXIES", "").strip():
+        _refusals.append(
+            "DJANGO_ENV=production needs THROTTLE_TRUSTED_PROXIES: how many reverse proxies append to "
+            "X-Forwarded-For in front of the app (compose: 1, its TLS proxy; 0 when clients connect directly)"
+        )
+    if _refusals:
+        raise ImproperlyConfigured("; ".join(_refusals))
 
 # Sentry: off unless SENTRY_DSN is set. Scrubbing (no passwords, tokens, cards, addresses, cookies) is in
 # observability/sentry.py.

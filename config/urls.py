@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from core.health import healthz, readyz
+from core.health import healthz, readyz, readyz_serving
 from observability.views import metrics_view
 
 handler400 = "core.views.bad_request"
@@ -12,6 +12,7 @@ handler500 = "core.views.server_error"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("readyz/serving", readyz_serving, name="readyz-serving"),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("config.api_urls")),
     path("admin/", admin.site.urls),

@@ -1,5 +1,15 @@
 """Liveness and readiness. /healthz touches nothing; /readyz names each dependency that failed.
 
+    /healthz          the process answers (liveness)
+    /readyz/serving   the instance can serve: the database through PgBouncer answers (an orchestrator's readiness)
+    /readyz           the deep check: database, cache and broker (the API contract; monitoring and alerts)
+
+Why two: a Redis or broker outage is the same for every instance. If readiness followed Redis, an orchestrator
+would pull every web pod out of the load balancer at once and turn a degraded shop (cache misses, fail-open
+writes, sessions in PostgreSQL, logins refusing with 503) into no shop at all. So the orchestrator's probe asks
+only what one instance can fix by being restarted or replaced, and the cache and broker are watched by the
+deep check, the `shop_dependency_up` gauge and its alerts (deploy/observability/alerts.yml).
+
 Readiness runs its checks in parallel, each with its own short timeout, under one overall deadline
 (READYZ_DEADLINE_S): a hung dependency makes the probe answer 503 "database: timeout" in about a second,
 instead of hanging the probe until the orchestrator gives up and kills a healthy process.
@@ -67,8 +77,12 @@ CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
-def run_checks(deadline_s: float = READYZ_DEADLINE_S) -> dict[str, str]:
-    """Run every check in its own thread; a check still running at the deadline is reported as a timeout."""
+SERVING_CHECKS = ("database",)
+
+
+def run_checks(deadline_s: float = READYZ_DEADLINE_S, *, only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Run every check (or those named in `only`) in its own thread; one still running at the deadline is a timeout."""
+    checks = {name: check for name, check in CHECKS.items() if only is None or name in only}
     results: dict[str, str] = {}
 
     def run(name: str, check: Callable[[], None]) -> None:
@@ -80,24 +94,22 @@ def run_checks(deadline_s: float = READYZ_DEADLINE_S) -> dict[str, str]:
 
     threads = {
         name: threading.Thread(target=run, args=(name, check), name=f"readyz-{name}", daemon=True)
-        for name, check in CHECKS.items()
+        for name, check in checks.items()
     }
     for thread in threads.values():
         thread.start()
     ends_at = time.monotonic() + deadline_s
     for thread in threads.values():
         thread.join(max(0.0, ends_at - time.monotonic()))
-    return {name: results.get(name, "failed: timeout") for name in CHECKS}
+    return {name: results.get(name, "failed: timeout") for name in checks}
 
 
-@login_not_required  # Probes are anonymous by design.
-@never_cache
-@require_GET
-def readyz(request: HttpRequest) -> JsonResponse:
-    results = run_checks()
+def _readiness_response(results: dict[str, str]) -> JsonResponse:
+    # A demo stack says so wherever an operator looks (DEMO_MODE: the payment simulator and the demo data).
+    demo_mode = bool(settings.DEMO_MODE)
     failed = [name for name, outcome in results.items() if outcome != "ok"]
     if not failed:
-        return JsonResponse({"status": "ready", "checks": results})
+        return JsonResponse({"status": "ready", "checks": results, "demo_mode": demo_mode})
     response = JsonResponse(
         {
             "type": "https://hardened-shop.example/problems/service-unavailable",
@@ -106,9 +118,26 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "detail": f"Failing: {', '.join(failed)}.",
             "code": "service_unavailable",
             "checks": results,
+            "demo_mode": demo_mode,
         },
         status=503,
         content_type="application/problem+json",
     )
     response["Retry-After"] = "5"
     return response
+
+
+@login_not_required  # Probes are anonymous by design.
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """The deep check: 200 when database, cache and broker answer, else 503 naming what failed."""
+    return _readiness_response(run_checks())
+
+
+@login_not_required  # Probes are anonymous by design.
+@never_cache
+@require_GET
+def readyz_serving(request: HttpRequest) -> JsonResponse:
+    """The orchestrator's readiness: 200 when this instance can serve, i.e. its database path answers."""
+    return _readiness_response(run_checks(only=SERVING_CHECKS))

@@ -1,4 +1,7 @@
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ObservabilityConfig(AppConfig):
@@ -8,8 +11,15 @@ class ObservabilityConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        # Connects the Celery signals that carry the request id into tasks (web and worker processes alike).
-        from observability import task_context  # noqa: F401
+        if settings.DEMO_MODE:
+            # Demo on the production path is allowed by one switch only, and every process start says so.
+            logging.getLogger("config.demo").warning(
+                "DEMO_MODE=true: the payment simulator and the demo accounts (published password) are allowed. "
+                "Never run a real shop like this."
+            )
+        # Connects the Celery signals: the request id carried into tasks (web and worker processes alike), and
+        # the worker's own metrics port (off unless CELERY_METRICS_PORT is set).
+        from observability import task_context, worker_metrics  # noqa: F401
         from observability.metrics import count_order_placed_on_commit
 
         # Orders are placed by the API and by the web checkout: one signal counts both, once, after commit.

@@ -1,24 +1,24 @@
 """GET /metrics: Prometheus text format, summed over every worker process, plus scrape-time gauges.
 
-Access: open in development and tests. When METRICS_TOKEN is set, a scraper must send
-`Authorization: Bearer <token>`; when METRICS_ALLOWED_IPS is set, requests from those addresses pass too. In
-production with neither set, /metrics answers 404: internal numbers are never public by accident.
+Access (observability/access.py, shared with the Celery worker's metrics port): open in development and tests.
+When METRICS_TOKEN is set, a scraper must send `Authorization: Bearer <token>`; when METRICS_ALLOWED_IPS is set,
+requests from those addresses pass too. In production with neither set, /metrics answers 404: internal numbers
+are never public by accident.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import Metric
 
 from core.problems import problem_response
+from observability.access import metrics_access_for
 from observability.collectors import ShopStateCollector
 from observability.metrics import multiprocess_dir
 
@@ -42,22 +42,11 @@ def scrape_registry() -> CollectorRegistry:
     return registry
 
 
-def _bearer_token(request: HttpRequest) -> str:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
-
-
 def metrics_access(request: HttpRequest) -> str:
     """ "allowed", "unauthorized" (a token is required) or "hidden" (production without protection)."""
-    token: str = settings.METRICS_TOKEN
-    allowed_ips: list[str] = settings.METRICS_ALLOWED_IPS
-    if not token and not allowed_ips:
-        return "hidden" if settings.PRODUCTION else "allowed"
-    if token and constant_time_compare(_bearer_token(request), token):
-        return "allowed"
-    if allowed_ips and request.META.get("REMOTE_ADDR") in allowed_ips:
-        return "allowed"
-    return "unauthorized" if token else "hidden"
+    return metrics_access_for(
+        authorization=request.headers.get("Authorization", ""), remote_addr=str(request.META.get("REMOTE_ADDR", ""))
+    )
 
 
 @login_not_required  # machine endpoint: its own bearer token, never the login page

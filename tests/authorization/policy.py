@@ -160,6 +160,9 @@ POLICY: dict[str, Route] = {
     # --- Health and operations --------------------------------------------------------------------------
     "healthz": Route(access={"GET": everyone(200)}, note="liveness, touches nothing"),
     "readyz": Route(access={"GET": everyone(200)}, note="readiness: names failed dependencies, no data"),
+    "readyz-serving": Route(
+        access={"GET": everyone(200)}, note="orchestrator readiness: the database path only, no data"
+    ),
     "metrics": Route(
         access={"GET": everyone(200)},
         note="Prometheus text, counts only; open in development and tests, production needs METRICS_TOKEN "

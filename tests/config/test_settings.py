@@ -10,12 +10,27 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.utils.module_loading import import_string
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Variables the Makefile or a developer's shell may export, which would mask what each test sets.
+PRODUCTION_SENSITIVE = {
+    "DJANGO_ENV",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "DEMO_MODE",
+    "PAYMENT_PROVIDER_URL",
+    "FAST_PASSWORD_HASHER",
+    "AXES_ENABLED",
+    "THROTTLE_TRUSTED_PROXIES",
+}
+
+
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if key not in {"DJANGO_ENV", "SECRET_KEY", "DEBUG"}}
+    clean = {key: value for key, value in os.environ.items() if key not in PRODUCTION_SENSITIVE}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -45,18 +60,134 @@ def test_a_bad_boolean_fails_loudly():
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+def _production(**overrides: str) -> dict[str, str]:
+    """A production environment that starts; each refusal test changes one thing."""
+    return {
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "ALLOWED_HOSTS": "shop.example.com",
+        "PAYMENT_PROVIDER_URL": "https://api.payments.example",
+        "THROTTLE_TRUSTED_PROXIES": "1",
+        **overrides,
+    }
+
+
 def test_check_deploy_is_clean_in_production_mode():
-    result = _manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        DJANGO_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(60),
-        ALLOWED_HOSTS="shop.example.com",
-    )
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **_production())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+    assert "DEMO_MODE" not in result.stdout + result.stderr  # a real shop logs no demo warning
+
+
+# --- Test doubles and demo data on the production path (issue 12, item 6) ----------------------------------------
+
+
+def _refused(result: subprocess.CompletedProcess[str], variable: str) -> bool:
+    return result.returncode != 0 and "ImproperlyConfigured" in result.stderr and variable in result.stderr
+
+
+def test_production_refuses_to_start_without_a_payment_provider_url():
+    env = _production()
+    del env["PAYMENT_PROVIDER_URL"]  # unset: would default to the simulator
+    result = _manage("check", **env)
+    assert _refused(result, "needs PAYMENT_PROVIDER_URL"), result.stderr
+
+
+@pytest.mark.parametrize("simulator", ["http://127.0.0.1:8100", "http://provider:8100"])
+def test_production_refuses_the_payment_simulator_without_the_demo_switch(simulator):
+    result = _manage("check", **_production(PAYMENT_PROVIDER_URL=simulator))
+    assert _refused(result, "refuses PAYMENT_PROVIDER_URL"), result.stderr
+    assert "DEMO_MODE=true" in result.stderr  # the message says what would allow it
+
+
+def test_the_demo_switch_allows_the_simulator_and_every_start_says_so():
+    result = _manage("check", **_production(PAYMENT_PROVIDER_URL="http://provider:8100", DEMO_MODE="true"))
+    assert result.returncode == 0, result.stderr
+    logs = result.stdout + result.stderr  # JSON log lines go to stdout
+    assert "DEMO_MODE=true" in logs and "Never run a real shop like this" in logs
+    assert '"level": "warning"' in logs
+
+
+def test_the_demo_switch_alone_defaults_to_the_local_simulator():
+    env = _production(DEMO_MODE="true")
+    del env["PAYMENT_PROVIDER_URL"]
+    result = _manage("shell", "-c", "from django.conf import settings; print(settings.PAYMENT_PROVIDER_URL)", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "http://127.0.0.1:8100"
+
+
+@pytest.mark.parametrize("demo_mode", ["false", "true"])
+def test_production_refuses_the_fast_password_hasher_even_in_demo_mode(demo_mode):
+    result = _manage("check", **_production(FAST_PASSWORD_HASHER="true", DEMO_MODE=demo_mode))
+    assert _refused(result, "refuses FAST_PASSWORD_HASHER=true"), result.stderr
+
+
+@pytest.mark.parametrize("demo_mode", ["false", "true"])
+def test_production_refuses_to_switch_the_login_lockout_off_even_in_demo_mode(demo_mode):
+    result = _manage("check", **_production(AXES_ENABLED="false", DEMO_MODE=demo_mode))
+    assert _refused(result, "refuses AXES_ENABLED=false"), result.stderr
+
+
+def test_every_refusal_is_reported_at_once():
+    env = _production(FAST_PASSWORD_HASHER="true", AXES_ENABLED="false", PAYMENT_PROVIDER_URL="http://provider:8100")
+    del env["THROTTLE_TRUSTED_PROXIES"]
+    result = _manage("check", **env)
+    for variable in ("PAYMENT_PROVIDER_URL", "FAST_PASSWORD_HASHER", "AXES_ENABLED", "THROTTLE_TRUSTED_PROXIES"):
+        assert _refused(result, variable), (variable, result.stderr)
+
+
+def test_outside_production_the_test_doubles_stay_available():
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.PAYMENT_PROVIDER_URL, settings.DEMO_MODE)",
+        DJANGO_ENV="development",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["http://127.0.0.1:8100", "False"]
+
+
+def test_seed_demo_refuses_in_production_before_touching_the_database():
+    # Nothing listens on port 9: had the command reached the database, it would fail with a connection error.
+    offline = "postgres://shop@127.0.0.1:9/shop"
+    result = _manage("seed_demo", **_production(DATABASE_URL=offline))
+    assert result.returncode != 0
+    assert "seed_demo refuses to run with DJANGO_ENV=production" in result.stderr
+    assert "DEMO_MODE=true" in result.stderr
+    assert "demo-password-123" not in result.stderr + result.stdout
+
+
+def test_seed_demo_goes_past_the_refusal_with_the_demo_switch():
+    offline = "postgres://shop@127.0.0.1:9/shop"
+    env = _production(DATABASE_URL=offline, DEMO_MODE="true", PAYMENT_PROVIDER_URL="http://provider:8100")
+    result = _manage("seed_demo", **env)
+    assert result.returncode != 0
+    assert "seed_demo refuses" not in result.stderr
+    assert "OperationalError" in result.stderr  # it tried to write the demo data: the switch let it through
+
+
+# --- Behind a proxy (issue 12, item 7) ----------------------------------------------------------------------------
+
+
+def test_production_needs_the_proxy_hop_count_stated():
+    env = _production()
+    del env["THROTTLE_TRUSTED_PROXIES"]
+    result = _manage("check", **env)
+    assert _refused(result, "needs THROTTLE_TRUSTED_PROXIES"), result.stderr
+
+
+def test_zero_proxies_is_a_valid_explicit_answer():
+    result = _manage("check", **_production(THROTTLE_TRUSTED_PROXIES="0"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_lockout_counts_the_client_the_throttles_count():
+    from django.conf import settings
+
+    from core.throttling import client_ip
+
+    assert settings.AXES_CLIENT_IP_CALLABLE == "core.throttling.client_ip"
+    assert import_string(settings.AXES_CLIENT_IP_CALLABLE) is client_ip
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -173,6 +174,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Demo data on the production path: these accounts' password is printed in the README, so a production
+        # stack gets them only through the one demo switch (config/settings.py, DEMO_MODE).
+        if settings.PRODUCTION and not settings.DEMO_MODE:
+            raise CommandError(
+                "seed_demo refuses to run with DJANGO_ENV=production: it creates accounts with a published "
+                "password. Only a demo stack may have them: set DEMO_MODE=true (never for a real shop)."
+            )
         self.seed = options["seed"]
         with transaction.atomic():
             self._demo_catalog()
