@@ -107,16 +107,10 @@ pgbouncer_start() {
   fi
   resolve_run_dir
   mkdir -p "$RUN_DIR"
-  sed -e "s|@PG_HOST@|$PG_HOST|g" -e "s|@PG_PORT@|$PG_PORT|g" \
-      -e "s|@PGBOUNCER_HOST@|$PGBOUNCER_HOST|g" -e "s|@PGBOUNCER_PORT@|$PGBOUNCER_PORT|g" \
-      -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PGBOUNCER_ADMIN_USER@|$APP_DB_USER|g" \
-      -e "s|@PGBOUNCER_MAX_CLIENT_CONN@|${PGBOUNCER_MAX_CLIENT_CONN:-1000}|g" \
-      -e "s|@PGBOUNCER_POOL_SIZE@|${PGBOUNCER_POOL_SIZE:-20}|g" \
-      -e "s|@PGBOUNCER_RESERVE_POOL_SIZE@|${PGBOUNCER_RESERVE_POOL_SIZE:-5}|g" \
-      -e "s|@PGBOUNCER_MAX_DB_CONNECTIONS@|${PGBOUNCER_MAX_DB_CONNECTIONS:-25}|g" \
-      -e "s|@PGBOUNCER_MAX_USER_CONNECTIONS@|${PGBOUNCER_MAX_USER_CONNECTIONS:-75}|g" \
-      -e "s|@PGBOUNCER_QUERY_WAIT_TIMEOUT@|${PGBOUNCER_QUERY_WAIT_TIMEOUT:-5}|g" \
-      "$ROOT_DIR/deploy/pgbouncer/pgbouncer.ini.template" > "$RUN_DIR/pgbouncer.ini"
+  PG_HOST="$PG_HOST" PG_PORT="$PG_PORT" PGBOUNCER_HOST="$PGBOUNCER_HOST" PGBOUNCER_PORT="$PGBOUNCER_PORT" \
+    PGBOUNCER_PIDFILE="$RUN_DIR/pgbouncer.pid" PGBOUNCER_LOGFILE="$RUN_DIR/pgbouncer.log" \
+    PGBOUNCER_AUTH_TYPE=trust PGBOUNCER_AUTH_FILE="$RUN_DIR/userlist.txt" PGBOUNCER_ADMIN_USER="$APP_DB_USER" \
+    sh "$ROOT_DIR/deploy/pgbouncer/render.sh" > "$RUN_DIR/pgbouncer.ini"
   printf '"%s" ""\n"%s" ""\n' "$APP_DB_USER" "$PG_SUPERUSER" > "$RUN_DIR/userlist.txt"
   local as_user=()
   if [ "$(id -u)" -eq 0 ]; then
