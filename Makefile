@@ -14,7 +14,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
 export RUN_DIR
 
-.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules loadtest loadtest-stress bench bench-scale
+.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules k8s k8s-rules compose-smoke loadtest loadtest-stress bench bench-scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,7 +71,28 @@ alert-rules: ## promtool: check the Prometheus config and unit-test the alert ru
 	promtool check rules deploy/observability/alerts.yml
 	promtool test rules deploy/observability/tests/alerts_test.yml
 
-test: lint typecheck alert-rules pytest ## everything CI runs: lint, type check, alert rules, tests
+# --- Deploy (README "Deploy") -------------------------------------------------------------------------------
+K8S_OVERLAYS := demo production
+
+k8s: install ## render every deploy/k8s overlay (kubectl kustomize) and validate it (kubernetes-validate --strict)
+	@command -v kubectl >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && echo "installing Debian's kubectl (kubernetes-client)" \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null; } \
+		|| { echo "make k8s needs kubectl: sudo apt-get install -y kubernetes-client"; exit 1; }
+	@mkdir -p $(RUN_DIR)/k8s
+	@for overlay in $(K8S_OVERLAYS); do \
+		kubectl kustomize deploy/k8s/overlays/$$overlay > $(RUN_DIR)/k8s/$$overlay.yaml \
+			|| { echo "kubectl kustomize deploy/k8s/overlays/$$overlay failed (its kustomize must be v4 or newer)"; exit 1; }; \
+		$(VENV)/bin/kubernetes-validate --strict --quiet --no-warn $(RUN_DIR)/k8s/$$overlay.yaml || exit 1; \
+		echo "deploy/k8s/overlays/$$overlay: $$(grep -c '^kind:' $(RUN_DIR)/k8s/$$overlay.yaml) resources, valid (--strict; CRDs unchecked)"; \
+	done
+
+k8s-rules: install ## regenerate the PrometheusRule of deploy/k8s from deploy/observability/alerts.yml
+	$(PY) deploy/k8s/components/prometheus-operator/generate.py
+
+compose-smoke: install ## the production compose stack (demo profile) on local stand-in images: journey, metrics, worker kill
+	bash deploy/smoke/run.sh
+
+test: lint typecheck alert-rules k8s pytest ## everything CI runs: lint, type check, alert rules, k8s manifests, tests
 
 # --- Load suite (loadtests/README.md). A private stack on its own database unless HOST names a target. -------
 USERS ?= 150
