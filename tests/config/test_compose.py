@@ -1,9 +1,10 @@
-"""docker-compose.yml cannot run here (no Docker engine), so its wiring is checked as data, and the init script
-the postgres container runs is run against the local server, exactly as the image's entrypoint would."""
+"""docker-compose.yml checked as data (`make compose-smoke` runs it for real), and the init script the postgres
+container runs is run against the local server, exactly as the image's entrypoint would."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -21,22 +22,160 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
 
+APP_SERVICES = ("migrate", "web", "worker", "beat", "provider", "seed")
+DEMO_ONLY = {"provider", "seed"}
+
+
 def test_the_app_reaches_postgres_only_through_pgbouncer(compose):
     services = compose["services"]
     for name in ("web", "worker", "beat"):
         url = services[name]["environment"]["DATABASE_URL"]
         assert "@pgbouncer:6432/" in url, f"{name} must go through PgBouncer, not {url}"
-    assert services["pgbouncer"]["environment"]["POOL_MODE"] == "transaction"
     assert "DIRECT_DATABASE_URL" in services["migrate"]["command"][-1]  # DDL goes straight to PostgreSQL
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
 
 def test_every_process_waits_for_what_it_needs(compose):
     services = compose["services"]
     for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    for name in ("web", "worker"):
         assert services[name]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
-    for name in ("postgres", "pgbouncer", "redis", "web"):
+    for name in ("postgres", "pgbouncer", "redis", "web", "worker", "proxy"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
+
+
+def test_pgbouncer_runs_the_settings_of_deploy_pgbouncer(compose):
+    """One source of truth: the image is built from deploy/pgbouncer, and compose sets no pool setting itself."""
+    pgbouncer = compose["services"]["pgbouncer"]
+    assert pgbouncer["build"]["context"] == "deploy/pgbouncer"
+    assert not [key for key in pgbouncer["environment"] if key.startswith("PGBOUNCER_") and "AUTH" not in key]
+    dockerfile = (ROOT / "deploy/pgbouncer/Dockerfile").read_text()
+    assert "COPY pgbouncer.ini.template render.sh entrypoint.sh" in dockerfile
+
+
+def test_the_container_renders_the_same_pgbouncer_settings_as_the_local_stack(tmp_path):
+    def render(**env: str) -> dict[str, str]:
+        result = subprocess.run(
+            ["sh", str(ROOT / "deploy/pgbouncer/render.sh")],
+            env={"PATH": os.environ["PATH"], **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        pairs = [line.split("=", 1) for line in result.stdout.splitlines() if "=" in line and not line.startswith(";")]
+        return {key.strip(): value.strip() for key, value in pairs}
+
+    local = render(PGBOUNCER_AUTH_FILE=str(tmp_path / "userlist.txt"), PGBOUNCER_LOGFILE="/x/pgbouncer.log")
+    # What deploy/pgbouncer/entrypoint.sh passes in a container:
+    container = render(
+        PG_HOST="postgres",
+        PGBOUNCER_HOST="0.0.0.0",
+        PGBOUNCER_AUTH_TYPE="scram-sha-256",
+        PGBOUNCER_AUTH_FILE="/tmp/pgbouncer/userlist.txt",
+    )
+    where_it_runs = {"*", "listen_addr", "logfile", "auth_type", "auth_file"}
+    differing = {key for key in local.keys() | container.keys() if local.get(key) != container.get(key)}
+    assert differing <= where_it_runs, differing
+    for key, value in {
+        "pool_mode": "transaction",
+        "query_wait_timeout": "5",
+        "server_connect_timeout": "3",
+        "idle_transaction_timeout": "30",
+        "max_db_connections": "25",
+        "default_pool_size": "20",
+    }.items():
+        assert container[key] == value, key
+
+
+def test_every_image_is_pinned(compose):
+    for name, service in compose["services"].items():
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: {image}"
+        if "build" in service:
+            for arg, value in service["build"].get("args", {}).items():
+                if arg.endswith("_IMAGE"):
+                    assert ":" in value and not value.endswith(":latest"), f"{name}: {arg}={value}"
+
+
+def test_only_the_proxy_and_the_dashboards_publish_ports_and_only_on_loopback(compose):
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"proxy", "prometheus", "grafana"}
+    for name in published:
+        for port in compose["services"][name]["ports"]:
+            assert port.startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_the_simulator_and_the_demo_data_exist_only_in_the_demo_profile(compose):
+    services = compose["services"]
+    for name in DEMO_ONLY:
+        assert services[name]["profiles"] == ["demo"], name
+    assert "ports" not in services["provider"]  # never published
+    assert "PAYMENT_SIMULATOR_CONTROL_TOKEN" in services["provider"]["environment"]
+    for name in set(services) - DEMO_ONLY - {"grafana"}:
+        assert "profiles" not in services[name], name
+    assert services["seed"]["command"] == ["python", "manage.py", "seed_demo"]
+    # The demo switch comes from the environment, never defaulted on.
+    assert services["web"]["environment"]["DEMO_MODE"] == "${DEMO_MODE:-false}"
+
+
+def test_the_app_runs_in_production_mode_read_only_behind_one_proxy_hop(compose):
+    services = compose["services"]
+    for name in APP_SERVICES:
+        assert services[name]["read_only"] is True, name
+        assert any(mount.startswith("/tmp:") for mount in services[name]["tmpfs"]), name
+    for name in ("web", "worker", "beat", "migrate", "seed"):
+        environment = services[name]["environment"]
+        assert environment["DJANGO_ENV"] == "production", name
+        assert environment["THROTTLE_TRUSTED_PROXIES"] == "1", name
+    caddyfile = (ROOT / "deploy/compose/Caddyfile").read_text()
+    directives = [line.strip() for line in caddyfile.splitlines() if not line.strip().startswith("#")]
+    # One hop: one reverse_proxy, and no trusted_proxies (Caddy then replaces what the client sent).
+    assert sum(line.startswith("reverse_proxy ") for line in directives) == 1
+    assert not [line for line in directives if line.startswith("trusted_proxies")]
+
+
+def test_healthchecks_pass_behind_the_ssl_redirect(compose):
+    web = " ".join(compose["services"]["web"]["healthcheck"]["test"])
+    assert "/readyz/serving" in web
+    assert "'X-Forwarded-Proto': 'https'" in web and "'Host': 'web'" in web
+    assert "web" in compose["services"]["web"]["environment"]["ALLOWED_HOSTS"].split(",")
+
+
+def test_exactly_one_beat(compose):
+    beat = compose["services"]["beat"]
+    assert "celery" in beat["command"] and "beat" in beat["command"]
+    assert beat.get("deploy", {}).get("replicas", 1) == 1
+    assert sum("beat" in service.get("command", []) for service in compose["services"].values()) == 1
+
+
+def test_prometheus_scrapes_the_web_and_the_worker_port(compose):
+    config = yaml.safe_load((ROOT / "deploy/compose/prometheus.yml").read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets == {"shop": ["web:8000"], "shop-worker": ["worker:9808"]}
+    assert compose["services"]["worker"]["environment"]["CELERY_METRICS_PORT"] == "9808"
+
+
+def test_the_image_is_built_for_production():
+    dockerfile = (ROOT / "deploy/Dockerfile").read_text()
+    assert dockerfile.count("FROM ${PYTHON_IMAGE}") == 2  # multi-stage: builder and runtime
+    assert "ARG PYTHON_IMAGE=python:3.11." in dockerfile and "ARG UV_VERSION=0." in dockerfile
+    assert "RUN DJANGO_ENV=production" in dockerfile and "collectstatic" in dockerfile
+    assert "USER 10001:10001" in dockerfile and "GUNICORN_BIND=0.0.0.0:8000" in dockerfile
+    assert "org.opencontainers.image.version" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".env", ".tools", ".run"} <= set(ignored)
+
+
+def test_the_example_env_file_names_every_required_secret():
+    example = (ROOT / ".env.example").read_text()
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", compose_text))
+    assert required == {"SECRET_KEY", "SHOP_DB_PASSWORD", "METRICS_TOKEN", "POSTGRES_PASSWORD"}
+    for variable in required:
+        assert re.search(rf"^{variable}=", example, re.MULTILINE), variable
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
 def test_the_postgres_init_script_creates_the_role_with_its_timeouts():

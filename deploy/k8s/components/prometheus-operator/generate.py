@@ -1,6 +1,6 @@
 """Write prometheusrule.yaml (beside this file) from deploy/observability/alerts.yml: one source for the rules.
 
-    python deploy/k8s/components/prometheus-operator/generate.py          (make k8s-rules)
+python deploy/k8s/components/prometheus-operator/generate.py          (make k8s-rules)
 """
 
 from __future__ import annotations
