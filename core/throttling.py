@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import math
 from collections.abc import Callable
@@ -141,25 +142,31 @@ def throttle_hit(scope: str, identity: str) -> ThrottleResult:
     return ThrottleResult(allowed=count <= rate.limit, count=count, limit=rate.limit, retry_after_s=retry_after)
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The caller's address. Behind THROTTLE_TRUSTED_PROXIES proxies, read it from X-Forwarded-For.
+def client_ip(request: HttpRequest) -> str | None:
+    """The caller's address, or None when there is none (a test request, a unix socket). Behind
+    THROTTLE_TRUSTED_PROXIES proxies, read it from X-Forwarded-For. django-axes uses this same function
+    (AXES_CLIENT_IP_CALLABLE), so the lockout and the throttles always count the same client.
 
     Spoofed addresses: only the hops our own proxies appended are trusted; the leftmost entries are whatever
-    the client wrote.
+    the client wrote. What is not an IP address is no address (axes stores it in an IP column).
     """
     trusted = settings.THROTTLE_TRUSTED_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    candidate = str(request.META.get("REMOTE_ADDR") or "")
     if trusted and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if len(hops) >= trusted:
-            return hops[-trusted]
-    return str(request.META.get("REMOTE_ADDR", "unknown"))
+            candidate = hops[-trusted]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 def _identity(scope: str, request: HttpRequest | Request) -> str | None:
     kind = SCOPES[scope].identity
     if kind == "ip":
-        return client_ip(request)
+        return client_ip(request) or "unknown"  # callers without an address share one counter
     if kind == "user":
         user = getattr(request, "user", None)
         return f"user:{user.pk}" if user is not None and user.is_authenticated else None

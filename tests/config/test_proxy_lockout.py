@@ -61,3 +61,19 @@ def test_the_lockout_reads_the_hop_the_trusted_proxies_appended(alice: User, set
     chain = ", ".join(["10.9.9.9", STRANGER, *["172.30.0.9"] * (hops - 1)])  # spoofed, client, inner proxies
     Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=chain).post(LOGIN_URL, {"username": "alice", "password": "guess"})
     assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == [STRANGER]
+
+
+def test_what_is_not_an_address_is_no_address(settings) -> None:
+    """axes stores the address in an IP column: garbage or a missing REMOTE_ADDR is None, never a crash."""
+    from django.test import RequestFactory
+
+    from core.throttling import _identity, client_ip
+
+    settings.THROTTLE_TRUSTED_PROXIES = 1
+    factory = RequestFactory()
+    assert client_ip(factory.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="not-an-ip")) is None
+    assert client_ip(factory.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"x, {STRANGER}")) == STRANGER
+    nowhere = factory.get("/")
+    nowhere.META.pop("REMOTE_ADDR")
+    assert client_ip(nowhere) is None
+    assert _identity("login_ip", nowhere) == "unknown"  # the throttles still count such callers, together
