@@ -100,6 +100,8 @@ def test_on_by_default_in_development_and_off_by_default_in_production() -> None
         "DJANGO_ENV": "production",
         "SECRET_KEY": "x" * 64,
         "ALLOWED_HOSTS": "shop.example",
+        "PAYMENT_PROVIDER_URL": "https://payments.example",
+        "THROTTLE_TRUSTED_PROXIES": "0",
     }
     assert _setting_in(production, "SERVER_TIMING_ENABLED") == "False"
     assert _setting_in({**production, "SERVER_TIMING_ENABLED": "true"}, "SERVER_TIMING_ENABLED") == "True"
