@@ -13,6 +13,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# Compose lets the calling shell's variables win over --env-file. `make` exports PAYMENT_PROVIDER_URL (the local
+# simulator on 127.0.0.1) and a developer's shell may hold others: none of them may leak into the stack.
+for variable in $(grep -oE '\$\{[A-Z_]+' docker-compose.yml | cut -c3- | sort -u); do unset "$variable"; done
+
 PROJECT="${SMOKE_PROJECT:-hardened-shop-smoke}"
 HTTPS_PORT="${SMOKE_HTTPS_PORT:-18443}"
 HTTP_PORT="${SMOKE_HTTP_PORT:-18080}"
@@ -71,6 +75,7 @@ SHOP_DB_PASSWORD=$(secret 16)
 METRICS_TOKEN=$(secret 16)
 PAYMENT_SIMULATOR_CONTROL_TOKEN=$(secret 16)
 DEMO_MODE=true
+PAYMENT_PROVIDER_URL=http://provider:8100
 SHOP_DOMAIN=localhost
 SHOP_HTTPS_PORT=$HTTPS_PORT
 SHOP_HTTP_PORT=$HTTP_PORT
