@@ -294,7 +294,7 @@ def _defer(*, message: OutboxMessage, error: Exception, now: datetime, permanent
     log = logger.error if give_up else logger.warning
     log(
         "mail not delivered",
-        extra={"outbox_id": message.pk, "event": message.event, "attempts": attempts, "reason": reason},
+        extra={"outbox_id": message.pk, "mail_event": message.event, "attempts": attempts, "reason": reason},
     )
     return "gave_up" if give_up else "deferred"
 
@@ -316,7 +316,9 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
     now = timezone.now()
     if not _claim(outbox_id=outbox_id, now=now):
         return _not_claimed(outbox_id)
-    message = OutboxMessage.objects.get(pk=outbox_id)
+    message = OutboxMessage.objects.filter(pk=outbox_id).first()
+    if message is None:
+        return "missing"  # deleted between the claim and now (an account removed with its mail)
     try:
         email = build_email(message)
     except MessageWithdrawn as reason:
@@ -324,7 +326,9 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
         OutboxMessage.objects.filter(pk=outbox_id, status=OutboxStatus.SENDING).update(
             status=OutboxStatus.WITHDRAWN, claimed_until=None, last_error=str(reason)[:500], updated_at=now
         )
-        logger.info("mail withdrawn", extra={"outbox_id": outbox_id, "event": message.event, "reason": str(reason)})
+        logger.info(
+            "mail withdrawn", extra={"outbox_id": outbox_id, "mail_event": message.event, "reason": str(reason)}
+        )
         return "withdrawn"
     except Exception as error:
         # A bug (a template or a context that does not render): keep the row for after the fix; let it surface.
@@ -346,7 +350,7 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
         status=OutboxStatus.SENT, sent_at=timezone.now(), claimed_until=None, last_error="", updated_at=timezone.now()
     )
     record_mail_sent(event=message.event)
-    logger.info("mail sent", extra={"outbox_id": outbox_id, "event": message.event, "attempts": message.attempts})
+    logger.info("mail sent", extra={"outbox_id": outbox_id, "mail_event": message.event, "attempts": message.attempts})
     return "sent"
 
 
