@@ -49,15 +49,15 @@ def _password_field() -> serializers.CharField:
 class MeApi(APIView):
     """The signed-in account: its address and whether it is verified (accounts/verification.py has the rule)."""
 
-    class MeSerializer(serializers.Serializer[User]):
+    class AccountSerializer(serializers.Serializer[User]):
         id = serializers.IntegerField()
         username = serializers.CharField()
         email = serializers.EmailField()
         email_verified = serializers.BooleanField(source="is_email_verified")
 
-    @extend_schema(responses={200: MeSerializer, 401: _UNAUTHENTICATED}, tags=["auth"])
+    @extend_schema(responses={200: AccountSerializer, 401: _UNAUTHENTICATED}, tags=["auth"])
     def get(self, request: Request) -> Response:
-        return Response(self.MeSerializer(request_user(request)).data)
+        return Response(self.AccountSerializer(request_user(request)).data)
 
 
 class PasswordResetApi(APIView):
@@ -65,16 +65,16 @@ class PasswordResetApi(APIView):
 
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class PasswordResetInputSerializer(serializers.Serializer[dict[str, str]]):
         email = serializers.EmailField(max_length=254)
 
     @extend_schema(
-        request=InputSerializer,
+        request=PasswordResetInputSerializer,
         responses={202: DetailSerializer, 400: _INVALID, 429: _THROTTLED},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.PasswordResetInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         password_reset_request(email=payload.validated_data["email"])
         return Response({"detail": RESET_ACCEPTED}, status=202)
@@ -85,18 +85,18 @@ class PasswordResetConfirmApi(APIView):
 
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class PasswordResetConfirmInputSerializer(serializers.Serializer[dict[str, str]]):
         uid = serializers.CharField(max_length=64)
         token = serializers.CharField(max_length=128)
         new_password = _password_field()
 
     @extend_schema(
-        request=InputSerializer,
+        request=PasswordResetConfirmInputSerializer,
         responses={204: None, 400: OpenApiResponse(description="Invalid or used link, or a refused password")},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.PasswordResetConfirmInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         user = user_from_uid(payload.validated_data["uid"])
         if user is None:
@@ -111,17 +111,17 @@ class PasswordChangeApi(APIView):
     """Change the password (the current one is required). Every other token and session of the account ends;
     the answer carries a fresh token pair for the caller."""
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class PasswordChangeInputSerializer(serializers.Serializer[dict[str, str]]):
         current_password = _password_field()
         new_password = _password_field()
 
     @extend_schema(
-        request=InputSerializer,
+        request=PasswordChangeInputSerializer,
         responses={200: TokenPairSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.PasswordChangeInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         user = password_change(
             user=request_user(request),
@@ -136,17 +136,17 @@ class EmailChangeApi(APIView):
     """Ask to move the account to a new address (password required). 202: a confirmation link went there; the
     address changes when the link is used, by this account."""
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class EmailChangeInputSerializer(serializers.Serializer[dict[str, str]]):
         email = serializers.EmailField(max_length=254)
         password = _password_field()
 
     @extend_schema(
-        request=InputSerializer,
+        request=EmailChangeInputSerializer,
         responses={202: DetailSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.EmailChangeInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         sent = email_change_request(
             user=request_user(request),
@@ -164,19 +164,19 @@ class EmailChangeApi(APIView):
 class EmailVerifyApi(APIView):
     """Confirm an address with the token of its confirmation link, as the account it was sent for."""
 
-    class InputSerializer(serializers.Serializer[dict[str, str]]):
+    class EmailVerifyInputSerializer(serializers.Serializer[dict[str, str]]):
         token = serializers.CharField(max_length=512)
 
     @extend_schema(
-        request=InputSerializer,
-        responses={200: MeApi.MeSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
+        request=EmailVerifyInputSerializer,
+        responses={200: MeApi.AccountSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.EmailVerifyInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         user = email_verify_confirm(user=request_user(request), token=payload.validated_data["token"])
-        return Response(MeApi.MeSerializer(user).data)
+        return Response(MeApi.AccountSerializer(user).data)
 
 
 class EmailVerifyResendApi(APIView):

@@ -54,6 +54,10 @@ def test_check_deploy_is_clean_in_production_mode():
         DJANGO_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(60),
         ALLOWED_HOSTS="shop.example.com",
+        # Production needs a real SMTP relay and the shop's public address (mail/configuration.py).
+        EMAIL_HOST="smtp.relay.example",
+        EMAIL_FROM="Hardened Shop <orders@shop.example.com>",
+        SHOP_BASE_URL="https://shop.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -12,7 +12,8 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 from email import message_from_bytes
-from typing import Any
+from email.message import Message
+from typing import Any, cast
 
 import pytest
 from django.db import transaction
@@ -56,6 +57,12 @@ def _order_mail(customer: User, event: str = "order_placed") -> OutboxMessage:
         result = order_mail_enqueue(order=order, event=event)  # type: ignore[arg-type]
     assert result is not None
     return result.message
+
+
+def _plain_text(email: Message) -> str:
+    part = next(part for part in email.walk() if part.get_content_type() == "text/plain")
+    payload = cast(bytes, part.get_payload(decode=True))
+    return payload.decode(part.get_content_charset() or "ascii")
 
 
 def _verified(user: User) -> User:
@@ -112,8 +119,7 @@ def test_account_mail_carries_its_event_a_fresh_link_and_no_order_header(alice: 
     email = build_email(row).message()
     assert email["X-Shop-Event"] == str(event)
     assert email["X-Shop-Order"] is None
-    text_part = next(part for part in email.walk() if part.get_content_type() == "text/plain")
-    text = text_part.get_payload(decode=True).decode()
+    text = _plain_text(email)
     assert "/accounts/reset/" in text if event == MailEvent.PASSWORD_RESET else "/accounts/verify/" in text
     # The token is made at delivery time: the outbox row holds no key to the account.
     assert "token" not in row.context and "action_url" not in row.context
@@ -275,8 +281,5 @@ def test_a_reset_link_for_an_address_the_account_no_longer_has_is_withdrawn_not_
 @pytest.mark.django_db
 def test_the_text_part_is_readable_mail_not_markup(alice: User) -> None:
     row = _order_mail(alice)
-    raw = build_email(row).message().as_bytes(linesep="\r\n")  # what goes over the wire
-    parsed = message_from_bytes(raw)
-    text = next(part for part in parsed.walk() if part.get_content_type() == "text/plain")
-    body = text.get_payload(decode=True).decode(text.get_content_charset() or "ascii")
+    body = _plain_text(message_from_bytes(build_email(row).message().as_bytes()))  # as it goes over the wire
     assert "<" not in body and "Thank you for your order" in body
