@@ -76,7 +76,7 @@ def test_the_shops_backend_uses_the_connect_timeout_then_the_send_timeout(smtp_s
     backend = SMTPBackend(host="127.0.0.1", port=smtp_sink.port, connect_timeout=1.5, timeout=7.0)
     try:
         assert backend.open()
-        assert backend.connection is not None
+        assert backend.connection is not None and backend.connection.sock is not None
         assert backend.connection.sock.gettimeout() == 7.0  # every command after the connect
         assert backend.timeout == 7.0
     finally:
