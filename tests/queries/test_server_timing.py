@@ -100,6 +100,10 @@ def test_on_by_default_in_development_and_off_by_default_in_production() -> None
         "DJANGO_ENV": "production",
         "SECRET_KEY": "x" * 64,
         "ALLOWED_HOSTS": "shop.example",
+        # Production needs a real SMTP relay and the shop's public address (mail/configuration.py).
+        "EMAIL_HOST": "smtp.relay.example",
+        "EMAIL_FROM": "Hardened Shop <orders@shop.example>",
+        "SHOP_BASE_URL": "https://shop.example",
     }
     assert _setting_in(production, "SERVER_TIMING_ENABLED") == "False"
     assert _setting_in({**production, "SERVER_TIMING_ENABLED": "true"}, "SERVER_TIMING_ENABLED") == "True"
