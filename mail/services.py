@@ -46,7 +46,7 @@ from django.utils import timezone
 from mail import dispatch
 from mail.messages import MessageWithdrawn, build_email
 from mail.models import ORDER_EVENTS, MailEvent, OutboxMessage, OutboxStatus
-from mail.transport import smtp_connection
+from mail.transport import SMTPBackend, smtp_connection
 from observability.metrics import record_mail_failed, record_mail_sent
 
 if TYPE_CHECKING:
@@ -180,7 +180,6 @@ def order_mail_context(*, order: Order, event: MailEvent) -> dict[str, Any]:
     return {
         "order_number": order.number or f"#{order.pk}",
         "order_path": order.get_absolute_url(),
-        "status": order.status,
         "total": str(order.total),
         "currency": order.currency,
         "lines": lines,
@@ -299,7 +298,7 @@ def _defer(*, message: OutboxMessage, error: Exception, now: datetime, permanent
     return "gave_up" if give_up else "deferred"
 
 
-def _close_quietly(smtp: Any) -> None:
+def _close_quietly(smtp: SMTPBackend) -> None:
     # Resend of an accepted message: once the server said 250, a failing QUIT must not turn "sent" into "retry".
     try:
         smtp.close()
@@ -308,7 +307,8 @@ def _close_quietly(smtp: Any) -> None:
 
 
 def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
-    """Deliver one outbox row over SMTP and mark it sent. Idempotent; call it from a task, never a request.
+    """Deliver one outbox row over SMTP and mark it sent. Idempotent; call it from a task, never a request, and
+    never inside a transaction (the claim must be committed before anything is sent).
 
     Returns what happened: sent; already_sent, claimed_elsewhere, not_due, gave_up, withdrawn, missing (nothing
     sent); deferred (the server was unreachable or said "try later": the row waits with backoff for the re-drive).
