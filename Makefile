@@ -40,10 +40,11 @@ migrate: services ## apply migrations directly on PostgreSQL (not through PgBoun
 seed: migrate ## demo data (idempotent)
 	$(PY) manage.py seed_demo
 
-run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat and the payment provider
+run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat, the payment provider and a mail sink
 	@mkdir -p $(RUN_DIR)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Hardened Shop on http://127.0.0.1:8000  (demo logins: alice / bob / charlie, password demo-password-123)"
+	@echo "Mail the shop sends: .run/mail/*.eml, listed at http://127.0.0.1:8000/dev/mail/"
 	@# Metrics across processes: web workers and Celery children count into one emptied directory.
 	@rm -rf $(RUN_DIR)/prometheus && mkdir -p $(RUN_DIR)/prometheus
 	@# Logs: one JSON object per line, as in production (LOG_FORMAT=console make run for readable lines).

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from accounts.verification import email_verification_enqueue
 from core.errors import ApplicationError
 
 
@@ -28,7 +29,10 @@ def user_register(*, username: str, email: str, password: str) -> User:
     try:
         with transaction.atomic(durable=True):
             # Double submit: the unique username constraint decides between two simultaneous sign-ups.
-            return User.objects.create_user(username=username, email=email, password=password)
+            user = User.objects.create_user(username=username, email=email, password=password)
+            # The confirmation mail is promised in the account's own transaction (accounts/verification.py).
+            email_verification_enqueue(user=user, email=user.email)
+            return user
     except IntegrityError:
         raise RegistrationRefused(
             "Registration refused; see errors.", extra={"errors": {"username": ["This username is taken."]}}

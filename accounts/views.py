@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, LogoutView
@@ -42,6 +43,10 @@ def signup(request: HttpRequest) -> HttpResponse:
         else:
             # Session fixation: login() issues a new session key for the new account.
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.info(
+                request,
+                f"Welcome! We sent a link to {user.email}: open it, signed in, to confirm your address.",
+            )
             return redirect(_safe_next(request) or "shop:home")
     status = 400 if request.method == "POST" else 200
     return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request)}, status=status)

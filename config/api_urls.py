@@ -4,8 +4,24 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenRefreshView
 
+from accounts.account_apis import (
+    EmailChangeApi,
+    EmailVerifyApi,
+    EmailVerifyResendApi,
+    MeApi,
+    PasswordChangeApi,
+    PasswordResetApi,
+    PasswordResetConfirmApi,
+)
 from accounts.apis import LogoutApi, RegisterApi, TokenObtainApi
-from core.throttling import LOGIN_THROTTLES, REGISTER_THROTTLES, WRITE_THROTTLES
+from core.throttling import (
+    ACCOUNT_THROTTLES,
+    LOGIN_THROTTLES,
+    PASSWORD_RESET_THROTTLES,
+    REGISTER_THROTTLES,
+    WRITE_THROTTLES,
+    PasswordResetIpThrottle,
+)
 from orders.apis import OrderCancelApi, OrderDetailApi, OrderListCreateApi
 from shop.apis import CategoryListApi, ProductDetailApi, ProductListApi
 
@@ -18,6 +34,27 @@ urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(throttle_classes=LOGIN_THROTTLES), name="token"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("auth/logout/", LogoutApi.as_view(), name="logout"),
+    # Account recovery and the account's own address (accounts/account_apis.py). Mail bombing and guessing:
+    # reset requests per IP and per address, confirmations per IP, account changes per user.
+    path("auth/me/", MeApi.as_view(), name="me"),
+    path(
+        "auth/password-reset/",
+        PasswordResetApi.as_view(throttle_classes=PASSWORD_RESET_THROTTLES),
+        name="password-reset",
+    ),
+    path(
+        "auth/password-reset/confirm/",
+        PasswordResetConfirmApi.as_view(throttle_classes=[PasswordResetIpThrottle]),
+        name="password-reset-confirm",
+    ),
+    path("auth/password/", PasswordChangeApi.as_view(throttle_classes=ACCOUNT_THROTTLES), name="password-change"),
+    path("auth/email/", EmailChangeApi.as_view(throttle_classes=ACCOUNT_THROTTLES), name="email-change"),
+    path("auth/email/verify/", EmailVerifyApi.as_view(throttle_classes=ACCOUNT_THROTTLES), name="email-verify"),
+    path(
+        "auth/email/verify/resend/",
+        EmailVerifyResendApi.as_view(throttle_classes=ACCOUNT_THROTTLES),
+        name="email-verify-resend",
+    ),
     path("categories/", CategoryListApi.as_view(), name="categories"),
     path("products/", ProductListApi.as_view(), name="products"),
     path("products/<int:product_id>/", ProductDetailApi.as_view(), name="product"),

@@ -33,6 +33,12 @@ app.conf.beat_schedule = {
         # A run that could not start within one interval is dropped: the next one does the same work.
         "options": {"expires": _every("PAYMENT_RECONCILE_EVERY_S", 30)},
     },
+    # Mail owed: lost nudges, retries that are due, claims whose worker died (mail/services.py).
+    "mail-redrive": {
+        "task": "mail.tasks.mail_redrive_task",
+        "schedule": _every("MAIL_REDRIVE_EVERY_S", 30),
+        "options": {"expires": _every("MAIL_REDRIVE_EVERY_S", 30)},
+    },
     # Expired Idempotency-Key rows (kept IDEMPOTENCY_KEY_RETENTION_HOURS, at least 24 h).
     "idempotency-purge": {
         "task": "idempotency.tasks.idempotency_purge_task",

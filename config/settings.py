@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from mail.configuration import MailSettings, mail_refusals
 from observability.logs import configure_structlog, logging_config
 from observability.sentry import sentry_init
 
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "idempotency",
     "observability",
     "backoffice",
+    "mail",
 ]
 
 MIDDLEWARE = [
@@ -241,6 +243,9 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
+    # Password changed or reset: every token issued before carries the old password's hash and stops working at
+    # once, access tokens included (the refresh tokens are blacklisted as well, accounts/passwords.py).
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, minimum=24)
@@ -306,6 +311,9 @@ THROTTLE_RATES = {
     "register_ip": env_str("THROTTLE_REGISTER_RATE", _UNLIMITED if TESTING else "10/hour"),
     "write_user": env_str("THROTTLE_USER_RATE", _UNLIMITED if TESTING else "30/min"),
     "write_ip": env_str("THROTTLE_IP_RATE", _UNLIMITED if TESTING else "300/min"),
+    "password_reset_ip": env_str("THROTTLE_PASSWORD_RESET_RATE", _UNLIMITED if TESTING else "10/hour"),
+    "password_reset_email": env_str("THROTTLE_PASSWORD_RESET_EMAIL_RATE", _UNLIMITED if TESTING else "3/hour"),
+    "account_user": env_str("THROTTLE_ACCOUNT_RATE", _UNLIMITED if TESTING else "10/hour"),
 }
 for _scope, _rate in THROTTLE_RATES.items():
     if not re.fullmatch(r"[1-9]\d*/(sec|s|min|m|hour|h|day|d)", _rate):
@@ -410,10 +418,76 @@ INVARIANT_REFUND_GRACE_S = env_int("INVARIANT_REFUND_GRACE_S", 3600, minimum=60)
 INVARIANT_TIMEOUT_S = env_int("INVARIANT_TIMEOUT_S", 60, minimum=1)
 INVARIANT_CHECK_INTERVAL_S = env_int("INVARIANT_CHECK_INTERVAL_S", 300, minimum=10)
 
+# --- Mail (mail/; docs/patterns/01-race-conditions.md, "Side effects exactly once") ------------------------
+# SMTP in every mode: under `make run` to the local sink (mail/sink.py, the Procfile's `mail`), in production to
+# your relay. There is no console or in-memory backend to choose: a message either reaches an SMTP server or
+# waits in the outbox. Tests start a sink on a free port and point EMAIL_PORT at it; by default a test process
+# writes to port 9, where nothing listens, so a stray delivery is deferred, never sent to a developer's sink.
+EMAIL_BACKEND = "mail.transport.SMTPBackend"
+EMAIL_HOST = env_str("EMAIL_HOST", "" if PRODUCTION else "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", 587 if PRODUCTION else (9 if TESTING else 1025), minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", PRODUCTION)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Mail server down: connecting gives up after EMAIL_CONNECT_TIMEOUT_S, each command after EMAIL_SEND_TIMEOUT_S.
+EMAIL_CONNECT_TIMEOUT_S = env_float("EMAIL_CONNECT_TIMEOUT_S", 5.0, minimum=0.1)
+EMAIL_SEND_TIMEOUT_S = env_float("EMAIL_SEND_TIMEOUT_S", 15.0, minimum=0.1)
+EMAIL_TIMEOUT = EMAIL_SEND_TIMEOUT_S
+DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM", "" if PRODUCTION else "Hardened Shop <shop@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Links in mail: the address customers reach the shop at.
+SHOP_BASE_URL = env_str("SHOP_BASE_URL", "" if PRODUCTION else "http://127.0.0.1:8000")
+MAIL_MESSAGE_ID_DOMAIN = env_str(
+    "MAIL_MESSAGE_ID_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "hardened-shop.local"
+)
+# The outbox (mail/services.py): a claim's lease, the re-drive, the backoff, and when to give up.
+MAIL_CLAIM_LEASE_S = env_int("MAIL_CLAIM_LEASE_S", 300, minimum=2)
+MAIL_REDRIVE_AFTER_S = env_int("MAIL_REDRIVE_AFTER_S", 60, minimum=1)
+MAIL_REDRIVE_EVERY_S = env_int("MAIL_REDRIVE_EVERY_S", 30, minimum=1)
+MAIL_RETRY_BASE_S = env_float("MAIL_RETRY_BASE_S", 30.0, minimum=0.1)
+MAIL_RETRY_CAP_S = env_float("MAIL_RETRY_CAP_S", 3600.0, minimum=0.1)
+MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 30, minimum=1)
+# The sink's directory, and the development page that lists it (/dev/mail/; 404 in production).
+MAIL_SINK_DIR = Path(env_str("MAIL_SINK_DIR", str(Path(env_str("RUN_DIR", str(BASE_DIR / ".run"))) / "mail")))
+MAIL_SINK_PAGE_ENABLED = not PRODUCTION
+# Invariant checker: how long a message may stay unsent before the audit calls it stuck.
+INVARIANT_MAIL_GRACE_S = env_int("INVARIANT_MAIL_GRACE_S", 3600, minimum=60)
+
+_mail_refusals = mail_refusals(
+    MailSettings(
+        backend_override=env_str("EMAIL_BACKEND", ""),
+        host=EMAIL_HOST,
+        port=EMAIL_PORT,
+        user=EMAIL_HOST_USER,
+        password=EMAIL_HOST_PASSWORD,
+        use_tls=EMAIL_USE_TLS,
+        use_ssl=EMAIL_USE_SSL,
+        from_address=DEFAULT_FROM_EMAIL,
+        base_url=SHOP_BASE_URL,
+        connect_timeout_s=EMAIL_CONNECT_TIMEOUT_S,
+        send_timeout_s=EMAIL_SEND_TIMEOUT_S,
+        claim_lease_s=MAIL_CLAIM_LEASE_S,
+        task_soft_time_limit_s=CELERY_TASK_SOFT_TIME_LIMIT,
+        task_time_limit_s=CELERY_TASK_TIME_LIMIT,
+    ),
+    production=PRODUCTION,
+)
+if _mail_refusals and not PRODUCTION:
+    # Unsafe configuration: lost or clear-text mail is refused at start-up, every problem named at once
+    # (production reports these together with its own refusals, below).
+    raise ImproperlyConfigured("; ".join(_mail_refusals))
+
+# Account mail: password reset links expire (Django's token generator), verification links too.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_S", 3600, minimum=60)
+EMAIL_VERIFY_TIMEOUT_S = env_int("EMAIL_VERIFY_TIMEOUT_S", 3 * 24 * 3600, minimum=60)
+# One reset (or verification) mail per account and address per window; a repeat inside it is the same event.
+ACCOUNT_MAIL_WINDOW_S = env_int("ACCOUNT_MAIL_WINDOW_S", 600, minimum=1)
+
 # --- Production refuses an unsafe configuration at start-up ------------------------------------------------
 # Every refusal names its variable, and all of them are reported at once (a deployer fixes them in one go).
 if PRODUCTION:
-    _refusals = []
+    _refusals = list(_mail_refusals)
     # Unsafe configuration: production never starts with a guessable key, debug pages or an open host list.
     if len(SECRET_KEY) < 50 or SECRET_KEY == _INSECURE_KEY or SECRET_KEY.startswith("django-insecure"):
         _refusals.append("DJANGO_ENV=production needs SECRET_KEY: 50+ random characters")

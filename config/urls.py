@@ -20,5 +20,7 @@ urlpatterns = [
     path("cart/", include("cart.urls")),
     path("orders/", include("orders.urls")),
     path("staff/", include("backoffice.urls")),
+    # Development only (404 in production): the mail the local SMTP sink received.
+    path("dev/mail/", include("mail.urls")),
     path("", include("shop.urls")),
 ]

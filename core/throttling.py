@@ -13,6 +13,9 @@ Scopes (rates in settings.THROTTLE_RATES, `<count>/<sec|min|hour|day>`):
     register_ip      client IP                 POST api/v1/auth/register/, web signup        fail CLOSED (503)
     write_user       signed-in user            POST/PATCH orders, cancel, web checkout       fail OPEN
     write_ip         client IP                 the same writes                               fail OPEN
+    password_reset_ip     client IP            password reset request and confirm (API, web)   fail CLOSED (503)
+    password_reset_email  submitted address    password reset request (API, web)               fail CLOSED (503)
+    account_user     signed-in user            password change, address change, resend         fail CLOSED (503)
 
 Why: a login or signup throttle is a security control (credential stuffing, account spam). Without its
 counter it cannot tell an attacker from a customer, so it refuses with 503 + Retry-After for the minutes Redis
@@ -48,7 +51,7 @@ from observability.metrics import record_throttled
 
 logger = logging.getLogger(__name__)
 
-Identity = Literal["ip", "user", "username"]
+Identity = Literal["ip", "user", "username", "email"]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -64,6 +67,10 @@ SCOPES: dict[str, Scope] = {
     "register_ip": Scope(identity="ip", fail_closed=True),
     "write_user": Scope(identity="user", fail_closed=False),
     "write_ip": Scope(identity="ip", fail_closed=False),
+    # Account recovery is a security control like login: mail-bombing an address, guessing a current password.
+    "password_reset_ip": Scope(identity="ip", fail_closed=True),
+    "password_reset_email": Scope(identity="email", fail_closed=True),
+    "account_user": Scope(identity="user", fail_closed=True),
 }
 
 _PERIODS = {"sec": 1, "s": 1, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
@@ -171,8 +178,9 @@ def _identity(scope: str, request: HttpRequest | Request) -> str | None:
         user = getattr(request, "user", None)
         return f"user:{user.pk}" if user is not None and user.is_authenticated else None
     data: Any = request.data if isinstance(request, Request) else request.POST
-    username = data.get("username") if hasattr(data, "get") else None
-    return str(username).strip().lower()[:150] if username else None
+    field = "email" if kind == "email" else "username"
+    submitted = data.get(field) if hasattr(data, "get") else None
+    return str(submitted).strip().lower()[: 254 if kind == "email" else 150] if submitted else None
 
 
 # --- API: DRF throttle classes ---------------------------------------------------------------------------------
@@ -226,6 +234,22 @@ class WriteIpThrottle(RedisScopeThrottle):
 LOGIN_THROTTLES: list[type[BaseThrottle]] = [LoginIpThrottle, LoginUsernameThrottle]
 REGISTER_THROTTLES: list[type[BaseThrottle]] = [RegisterIpThrottle]
 WRITE_THROTTLES: list[type[BaseThrottle]] = [WriteUserThrottle, WriteIpThrottle]
+
+
+class PasswordResetIpThrottle(RedisScopeThrottle):
+    scope = "password_reset_ip"
+
+
+class PasswordResetEmailThrottle(RedisScopeThrottle):
+    scope = "password_reset_email"
+
+
+class AccountUserThrottle(RedisScopeThrottle):
+    scope = "account_user"
+
+
+PASSWORD_RESET_THROTTLES: list[type[BaseThrottle]] = [PasswordResetIpThrottle, PasswordResetEmailThrottle]
+ACCOUNT_THROTTLES: list[type[BaseThrottle]] = [AccountUserThrottle]
 
 
 # --- Web: a decorator for Django views -----------------------------------------------------------------------

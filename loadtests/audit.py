@@ -6,7 +6,8 @@ Two sources of truth are compared:
 - the database, through `manage.py check_invariants --json` (stock conservation, no negative stock, one order
   per key, lines and payments consistent) plus the run-specific checks below.
 
-    python -m loadtests.audit --database-url postgres://shop@127.0.0.1:6432/shop_load --ledger DIR --since EPOCH
+    python -m loadtests.audit --database-url postgres://shop@127.0.0.1:6432/shop_load --ledger DIR --since EPOCH \
+        [--mail-dir .run/loadtest/stack/mail]
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from mail.mailbox import journal, stored_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 Invariants = dict[str, dict[str, Any]]
@@ -269,6 +272,77 @@ def check_provider_charges(conn: psycopg.Connection[Any], since: float, provider
     }
 
 
+def check_one_confirmation_per_accepted_order(
+    conn: psycopg.Connection[Any], entries: list[dict[str, Any]], mail_dir: Path | None, timeout_s: float = 60
+) -> Invariants:
+    """Mail exactly once: every order a client saw accepted has one order_placed outbox row, sent, and (when the
+    run's SMTP sink is known) the sink holds exactly one order_placed message with that X-Shop-Order.
+
+    Conditional on the wiring: until order placement writes its confirmation (mail/services.py,
+    order_mail_enqueue), no accepted order has a row, and the check reports itself skipped instead of failing.
+    Once any accepted order has one, every accepted order must.
+    """
+    name = "one_confirmation_per_accepted_order"
+    accepted = sorted({int(entry["order_id"]) for entry in entries if entry["kind"] == "order_accepted"})
+    if not accepted:
+        return {}
+
+    def confirmations() -> list[tuple[Any, ...]]:
+        return conn.execute(
+            """SELECT o.id, o.number, count(m.id), count(m.id) FILTER (WHERE m.status = 'sent'),
+                      count(m.id) FILTER (WHERE m.status IN ('pending', 'sending'))
+               FROM orders_order o
+               JOIN accounts_user u ON u.id = o.customer_id AND u.email <> ''
+               LEFT JOIN mail_outboxmessage m ON m.order_id = o.id AND m.event = 'order_placed'
+               WHERE o.id = ANY(%s) GROUP BY o.id, o.number ORDER BY o.id""",
+            [accepted],
+        ).fetchall()
+
+    rows = confirmations()
+    if not any(row[2] for row in rows):
+        return {
+            name: _ok(
+                True,
+                f"skipped: none of the {len(accepted)} accepted orders has an order_placed outbox row "
+                "(order placement does not write its confirmation yet)",
+            )
+        }
+    started = time.monotonic()
+    while any(row[4] for row in rows) and time.monotonic() - started < timeout_s:
+        time.sleep(1)  # the worker is still sending; the outbox, not the clock, decides when it is done
+        rows = confirmations()
+    missing = [order_id for order_id, _, count, _, _ in rows if count == 0]
+    doubled = [order_id for order_id, _, count, _, _ in rows if count > 1]
+    unsent = [order_id for order_id, _, count, sent, _ in rows if count == 1 and sent == 0]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} accepted orders without a confirmation row: {_listed(missing)}")
+    if doubled:
+        problems.append(f"{len(doubled)} orders with several confirmation rows: {_listed(doubled)}")
+    if unsent:
+        problems.append(f"{len(unsent)} confirmations not sent after {timeout_s:.0f}s: {_listed(unsent)}")
+    received = ""
+    if mail_dir is not None:
+        numbers = {str(number) for _, number, _, _, _ in rows}
+        per_order = Counter(
+            message.order for message in stored_messages(mail_dir, limit=10**7) if message.event == "order_placed"
+        )
+        lacking = sorted(number for number in numbers if per_order.get(number, 0) == 0)
+        twice = sorted(number for number in numbers if per_order.get(number, 0) > 1)
+        resends = sum(1 for entry in journal(mail_dir) if entry["duplicate"])
+        if lacking:
+            problems.append(f"{len(lacking)} accepted orders with no message in the sink: {_listed(lacking)}")
+        if twice:
+            problems.append(f"{len(twice)} orders with several distinct messages in the sink: {_listed(twice)}")
+        received = f"; the sink holds one order_placed message each ({resends} resends recognised by Message-ID)"
+    return {
+        name: _ok(
+            not problems,
+            "; ".join(problems) or f"all {len(rows)} accepted orders have exactly one sent confirmation{received}",
+        )
+    }
+
+
 def check_database_invariants(database_url: str) -> Invariants:
     """The observability app's checker (`manage.py check_invariants`), run against the load database."""
     with tempfile.NamedTemporaryFile(suffix=".json") as output:
@@ -301,6 +375,7 @@ def audit(
     since: float,
     fixture: dict[str, Any],
     provider_url: str | None = None,
+    mail_dir: Path | None = None,
     drain_timeout_s: float = 90,
 ) -> Invariants:
     entries = list(ledger_entries(ledger_dir))
@@ -317,6 +392,7 @@ def audit(
         results.update(check_no_oversell(conn, fixture))
         results.update(check_no_orphans(conn, since))
         results.update(check_provider_charges(conn, since, provider_url))
+        results.update(check_one_confirmation_per_accepted_order(conn, entries, mail_dir))
     results.update(check_database_invariants(database_url))
     return results
 
@@ -328,6 +404,7 @@ def main() -> None:
     parser.add_argument("--since", type=float, required=True, help="run start, seconds since the epoch")
     parser.add_argument("--fixture", type=Path)
     parser.add_argument("--provider-url")
+    parser.add_argument("--mail-dir", type=Path, help="the run's SMTP sink directory (mail/sink.py)")
     args = parser.parse_args()
     fixture = json.loads(args.fixture.read_text()) if args.fixture else {}
     results = audit(
@@ -336,6 +413,7 @@ def main() -> None:
         since=args.since,
         fixture=fixture,
         provider_url=args.provider_url,
+        mail_dir=args.mail_dir,
     )
     for name, result in results.items():
         print(f"{'ok  ' if result['ok'] else 'FAIL'} {name}: {result['detail']}")

@@ -176,6 +176,7 @@ def main() -> None:
     stack: Stack | None = None
     database_url = os.environ.get("LOAD_DATABASE_URL") or None
     provider_url = os.environ.get("LOAD_PROVIDER_URL") or None
+    mail_dir: Path | None = None  # the private stack's SMTP sink; unknown for an outside target (HOST)
     mode = "stress" if args.stress else "load"
     say(f"{mode} run: {users} users, spawn {spawn_rate}/s, {duration_s:.0f}s -> {out}")
     try:
@@ -190,6 +191,7 @@ def main() -> None:
                 log_dir=out / "stack",
             ).start(timeout_s=180)
             host, database_url, provider_url = stack.host, stack.database_url, stack.provider_url
+            mail_dir = stack.mail_dir
             say(f"stack ready at {host}")
         if database_url:
             say("seeding: demo catalog, load accounts with saved sessions, rush products")
@@ -240,6 +242,7 @@ def main() -> None:
             since=since,
             fixture=fixture,
             provider_url=provider_url,
+            mail_dir=mail_dir,
             drain_timeout_s=float(os.environ.get("LOAD_DRAIN_TIMEOUT_S") or 90),
         )
     finally:

@@ -1,4 +1,5 @@
-"""A private copy of the shop for load runs: gunicorn, a Celery worker, the payment provider and a Redis.
+"""A private copy of the shop for load runs: gunicorn, a Celery worker, the payment provider, a Redis and an
+SMTP sink (mail/sink.py, so the run's mail lands in <log dir>/mail and never in a developer's sink).
 
 Only PostgreSQL and PgBouncer are shared with everything else on the machine; the load stack gets its own
 database (created and migrated directly on PostgreSQL, then used through PgBouncer like production) and its own
@@ -105,6 +106,7 @@ class Stack:
     app_port: int = 8000
     provider_port: int = 8100
     redis_port: int = 0
+    mail_port: int = 0
     log_dir: Path = field(default_factory=lambda: ROOT / ".run" / "loadtest")
     gunicorn_workers: int = int(os.environ.get("LOAD_GUNICORN_WORKERS", "3"))
     gunicorn_threads: int = int(os.environ.get("LOAD_GUNICORN_THREADS", "4"))
@@ -128,6 +130,10 @@ class Stack:
     def database_url(self) -> str:
         return pooled_url(self.db_name)
 
+    @property
+    def mail_dir(self) -> Path:
+        return self.log_dir / "mail"
+
     def env(self) -> dict[str, str]:
         env = {
             **os.environ,
@@ -138,6 +144,9 @@ class Stack:
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.redis_url,
             "PAYMENT_PROVIDER_URL": self.provider_url,
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(self.mail_port),
+            "MAIL_SINK_DIR": str(self.mail_dir),
             "GUNICORN_BIND": f"127.0.0.1:{self.app_port}",
             "GUNICORN_WORKERS": str(self.gunicorn_workers),
             "GUNICORN_THREADS": str(self.gunicorn_threads),
@@ -167,6 +176,9 @@ class Stack:
                 raise RuntimeError(f"port {port} is already in use; pick free ports (APP_PORT / PROVIDER_PORT)")
         if not self.redis_port:
             self.redis_port = free_port()
+        if not self.mail_port:
+            self.mail_port = free_port()
+        shutil.rmtree(self.mail_dir, ignore_errors=True)  # the audit counts this run's messages only
         shutil.rmtree(self.log_dir / "prometheus", ignore_errors=True)  # stale files of dead workers
         (self.log_dir / "prometheus").mkdir(parents=True)
         redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -176,6 +188,9 @@ class Stack:
         )
         python = str(VENV_BIN / "python")
         self._spawn("provider", [python, "-m", "payments.simulator", "--port", str(self.provider_port)])
+        self._spawn(
+            "mail", [python, "-m", "mail.sink", "--port", str(self.mail_port), "--directory", str(self.mail_dir)]
+        )
         self._spawn(
             "worker",
             [
@@ -206,7 +221,7 @@ class Stack:
 
     def stop(self) -> None:
         # Web first (no new orders), then the worker gets a moment to finish what it holds.
-        for name in ("web", "worker", "provider", "redis"):
+        for name in ("web", "worker", "provider", "mail", "redis"):
             process = self.processes.pop(name, None)
             if process is None or process.poll() is not None:
                 continue

@@ -35,6 +35,24 @@ def _oldest_pending_payment() -> tuple[float, int]:
     return float(age), int(count)
 
 
+def _mail_outbox() -> tuple[float, dict[str, int]]:
+    """(age in seconds of the oldest unsent message, rows per status); uses mail_outbox_unsent_by_age."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', '1000ms', true)")
+        cursor.execute(
+            "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM mail_outboxmessage "
+            "WHERE status IN ('pending', 'sending')"
+        )
+        (age,) = cursor.fetchone()
+        # Only the rows not sent (the partial index): sent rows pile up for ever and are not counted per scrape.
+        cursor.execute(
+            "SELECT status, count(*) FROM mail_outboxmessage "
+            "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status"
+        )
+        counts = {status: int(count) for status, count in cursor.fetchall()}
+    return float(age), counts
+
+
 def _queue_names() -> list[str]:
     from config.celery import app
 
@@ -113,6 +131,7 @@ class ShopStateCollector(Collector):
         )
         yield from self._guarded("readiness", sources, self._readiness)
         yield from self._guarded("orders", sources, self._orders)
+        yield from self._guarded("mail", sources, self._mail)
         yield from self._guarded("celery", sources, self._celery)
         yield from self._guarded("pgbouncer", sources, self._pgbouncer)
         yield from self._guarded("breakers", sources, self._breakers)
@@ -147,6 +166,22 @@ class ShopStateCollector(Collector):
         pending = GaugeMetricFamily("shop_pending_payment_orders", "Orders waiting in pending_payment.")
         pending.add_metric([], count)
         return [oldest, pending]
+
+    def _mail(self) -> list[Metric]:
+        age, counts = _mail_outbox()
+        oldest = GaugeMetricFamily(
+            "shop_mail_oldest_pending_age_seconds",
+            "Age of the oldest outbox message not yet accepted by the SMTP server (pending or sending; 0: none).",
+        )
+        oldest.add_metric([], age)
+        rows = GaugeMetricFamily(
+            "shop_mail_outbox_messages",
+            "Outbox rows not sent, by status (sent ones: shop_mail_sent_total).",
+            labels=["status"],
+        )
+        for status in ("pending", "sending", "failed"):
+            rows.add_metric([status], counts.get(status, 0))
+        return [oldest, rows]
 
     def _celery(self) -> list[Metric]:
         depth = GaugeMetricFamily("shop_celery_queue_length", "Messages waiting in a Celery queue.", labels=["queue"])

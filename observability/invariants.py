@@ -241,6 +241,45 @@ def check_payments_match_orders() -> InvariantResult:
     return _result("payments_match_orders", "one payment per order, matching amount and state", rows, describe)
 
 
+def check_mail_sent_once() -> InvariantResult:
+    """Every mail event has exactly one outbox row, and that row is sent (or still pending within its grace).
+
+    A given-up row (refused, or out of attempts) breaks it: somebody was promised a message that never went out.
+    A withdrawn row does not (the event stopped warranting it, mail/services.py). Two rows for one event would
+    mean the unique constraints were dropped: the customer got the message twice.
+    """
+    grace_s = settings.INVARIANT_MAIL_GRACE_S
+    rows = _rows(
+        """
+        SELECT kind, event, ref, status, age, count(*) OVER () FROM (
+            SELECT 'unsent' AS kind, event, id::text AS ref, status,
+                   extract(epoch FROM now() - created_at)::bigint AS age, id AS sort_key
+            FROM mail_outboxmessage
+            WHERE status = 'failed'
+               OR (status IN ('pending', 'sending') AND created_at < now() - make_interval(secs => %s))
+            UNION ALL
+            SELECT 'doubled', event, coalesce('order ' || order_id::text, event_key), count(*)::text, 0, min(id)
+            FROM mail_outboxmessage
+            GROUP BY event, coalesce('order ' || order_id::text, event_key) HAVING count(*) > 1
+        ) problems
+        ORDER BY sort_key LIMIT %s
+        """,
+        [grace_s, MAX_LISTED_VIOLATIONS],
+    )
+
+    def describe(kind: str, event: str, ref: str, status: str, age: int) -> str:
+        if kind == "doubled":
+            return f"{event} for {ref}: {status} messages"
+        return f"message {ref} ({event}) is {status} after {age}s"
+
+    return _result(
+        "mail_sent_once",
+        f"one outbox row per mail event, sent (or pending less than {grace_s}s)",
+        rows,
+        describe,
+    )
+
+
 INVARIANTS: list[Callable[[], InvariantResult]] = [
     check_stock_conservation,
     check_no_negative_stock,
@@ -250,6 +289,7 @@ INVARIANTS: list[Callable[[], InvariantResult]] = [
     check_order_totals,
     check_no_stale_pending_payment,
     check_payments_match_orders,
+    check_mail_sent_once,
 ]
 
 

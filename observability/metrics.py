@@ -55,6 +55,14 @@ PAYMENT_FAILURES = Counter(
     ["kind", "reason"],
 )
 
+MAIL_SENT = Counter("shop_mail_sent", "Messages the SMTP server accepted, by X-Shop-Event.", ["event"])
+MAIL_FAILED = Counter(
+    "shop_mail_failed",
+    "Delivery attempts without success: unavailable (deferred, retried), refused (5xx for the message, final) "
+    "or gave_up (MAIL_MAX_ATTEMPTS used), by X-Shop-Event.",
+    ["event", "reason"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -105,3 +113,12 @@ def record_payment_attempt(kind: str = "charge") -> None:
 def record_payment_failure(reason: str, kind: str = "charge") -> None:
     """reason: "declined", "unavailable" or "breaker_open"."""
     PAYMENT_FAILURES.labels(kind=kind, reason=reason).inc()
+
+
+def record_mail_sent(*, event: str) -> None:
+    MAIL_SENT.labels(event=event).inc()
+
+
+def record_mail_failed(*, event: str, reason: str) -> None:
+    """reason: "unavailable", "refused" or "gave_up"."""
+    MAIL_FAILED.labels(event=event, reason=reason).inc()

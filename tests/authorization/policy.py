@@ -149,6 +149,49 @@ def _product_edit_form(scene: Any) -> dict[str, Any]:
     return {"name": "Renamed", "description": "", "price": "13.00", "is_active": "on", "version": product.version}
 
 
+MATRIX_NEW_PASSWORD = "Matrix-sturdy-pass-99"
+
+
+def _me_as_stored(scene: Any) -> Any:
+    """The acting user as the database has them now (a token is made from the stored password and last login;
+    the scene's objects in memory remember logins of earlier cells that were rolled back)."""
+    from accounts.models import User
+
+    return User.objects.get(pk=scene.me.pk)
+
+
+def _reset_confirm(scene: Any) -> dict[str, Any]:
+    """The acting user's own reset link (anonymous: a link that belongs to nobody)."""
+    from accounts.tokens import password_reset_tokens, user_uid
+
+    if scene.me is None:
+        return {"uid": "bm9ib2R5", "token": "not-a-token", "new_password": MATRIX_NEW_PASSWORD}
+    me = _me_as_stored(scene)
+    return {"uid": user_uid(me), "token": password_reset_tokens.make_token(me), "new_password": MATRIX_NEW_PASSWORD}
+
+
+def _email_verify(scene: Any) -> dict[str, Any]:
+    """The acting user's own confirmation link for their current address."""
+    from accounts.tokens import email_verification_token
+
+    if scene.me is None:
+        return {"token": "not-a-token"}
+    me = _me_as_stored(scene)
+    return {"token": email_verification_token(user=me, email=me.email)}
+
+
+def _password_change(scene: Any) -> dict[str, Any]:
+    return {"current_password": scene.password, "new_password": MATRIX_NEW_PASSWORD}
+
+
+def _password_change_form(scene: Any) -> dict[str, Any]:
+    return {**_password_change(scene), "new_password_confirm": MATRIX_NEW_PASSWORD}
+
+
+def _email_change(scene: Any) -> dict[str, Any]:
+    return {"email": "moving@example.com", "password": scene.password}
+
+
 ADMIN = Route(
     sample="admin:index",
     access={"GET": cells(anonymous=302, owner=302, other_customer=302, staff_without_grant=200, staff_with_grant=200)},
@@ -188,6 +231,31 @@ POLICY: dict[str, Route] = {
         },
         body={"POST": lambda scene: {"refresh": scene.owner_refresh}},
     ),
+    # --- API: the caller's own account, and recovery (accounts/account_apis.py) -----------------------------
+    "api:me": Route(access={"GET": signed_in(200, anonymous=API_LOGIN)}, note="each caller sees only themself"),
+    "api:password-reset": Route(
+        # Anyone may ask for anyone's address; the answer is the same 202 for every address (no enumeration)
+        # and the link goes only to the address's verified owner.
+        access={"POST": everyone(202)},
+        body={"POST": lambda scene: {"email": scene.owner.email}},
+    ),
+    "api:password-reset-confirm": Route(
+        # The token is the authorization: each actor presents their own link; a link of nobody's is 400.
+        access={"POST": signed_in(204, anonymous=400)},
+        body={"POST": _reset_confirm},
+    ),
+    "api:password-change": Route(
+        access={"POST": signed_in(200, anonymous=API_LOGIN)},
+        body={"POST": _password_change},
+        note="the caller's own password; the current one is required",
+    ),
+    "api:email-change": Route(access={"POST": signed_in(202, anonymous=API_LOGIN)}, body={"POST": _email_change}),
+    "api:email-verify": Route(
+        # Confirmed only by the account's own session: another account's token is refused (tests/accounts/).
+        access={"POST": signed_in(200, anonymous=API_LOGIN)},
+        body={"POST": _email_verify},
+    ),
+    "api:email-verify-resend": Route(access={"POST": signed_in(202, anonymous=API_LOGIN)}),
     # --- API: catalog (public reads) ---------------------------------------------------------------------
     "api:categories": Route(access={"GET": everyone(200)}),
     "api:products": Route(access={"GET": everyone(200)}),
@@ -229,6 +297,45 @@ POLICY: dict[str, Route] = {
         body={"POST": lambda scene: {"username": scene.owner.username, "password": scene.password}},
     ),
     "accounts:logout": Route(access={"POST": everyone(302)}, note="POST only; anonymous: login redirect"),
+    "accounts:account": Route(access={"GET": signed_in(200, anonymous=WEB_LOGIN)}),
+    "accounts:password-change": Route(
+        access={"GET": signed_in(200, anonymous=WEB_LOGIN), "POST": signed_in(302, anonymous=WEB_LOGIN)},
+        body={"POST": _password_change_form},
+    ),
+    "accounts:email-change": Route(
+        access={"GET": signed_in(200, anonymous=WEB_LOGIN), "POST": signed_in(302, anonymous=WEB_LOGIN)},
+        body={"POST": _email_change},
+    ),
+    "accounts:email-verify-resend": Route(access={"POST": signed_in(302, anonymous=WEB_LOGIN)}),
+    "accounts:email-verify": Route(
+        # The matrix's token (the owner's pk) is no link at all: 400 for everyone signed in; the real links are
+        # tested in tests/accounts/test_verification.py (another account's link is refused there too).
+        obj="owner",
+        access={"GET": signed_in(400, anonymous=WEB_LOGIN), "POST": signed_in(400, anonymous=WEB_LOGIN)},
+    ),
+    # Password reset, signed out (@login_not_required): the same pages for every address.
+    "accounts:password-reset": Route(
+        access={"GET": everyone(200), "POST": everyone(302)},
+        body={"POST": lambda scene: {"email": scene.owner.email}},
+    ),
+    "accounts:password-reset-sent": Route(access={"GET": everyone(200)}),
+    "accounts:password-reset-confirm": Route(
+        # A made-up link (uid and token from the owner's pk) is a 400 page for everyone; PUT is answered like
+        # POST by Django's FormView. Real links: tests/accounts/test_password_reset.py.
+        obj="owner",
+        access={"GET": everyone(400), "POST": everyone(400), "PUT": everyone(400)},
+    ),
+    "accounts:password-reset-complete": Route(access={"GET": everyone(200)}),
+    # --- Development only: the mail the local SMTP sink received (404 in production) ---------------------
+    "mail:sink-list": Route(
+        access={"GET": everyone(200)},
+        note="development and test only, and only for a browser on this machine (mail/views.py); 404 in production",
+    ),
+    "mail:sink-detail": Route(
+        obj="owner",
+        access={"GET": everyone(404)},
+        note="a name the sink did not write is 404 (tests/mail/test_sink.py)",
+    ),
     # --- Web: the caller's own cart (no cart id in any URL: the cart is always request.user's) -----------
     "cart:detail": Route(access={"GET": signed_in(200, anonymous=WEB_LOGIN)}),
     "cart:add": Route(

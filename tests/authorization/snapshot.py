@@ -13,6 +13,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from accounts.models import User
 from cart.models import Cart, CartItem
 from idempotency.models import IdempotencyKey
+from mail.models import OutboxMessage
 from orders.models import FulfilmentCentre, Order, OrderLine
 from payments.models import Payment
 from shop.models import Category, Product
@@ -27,12 +28,14 @@ WATCHED: list[type[Model]] = [
     Cart,
     CartItem,
     IdempotencyKey,
+    # Mail: a denied request (or a GET) must not promise anybody a message.
+    OutboxMessage,
     BlacklistedToken,
     Group,
     UserObjectPermission,
     GroupObjectPermission,
 ]
-USER_FIELDS = ("id", "username", "email", "password", "is_staff", "is_superuser", "is_active")
+USER_FIELDS = ("id", "username", "email", "verified_email", "password", "is_staff", "is_superuser", "is_active")
 
 
 def database_snapshot() -> dict[str, list[dict[str, Any]]]:

@@ -68,6 +68,10 @@ def _production(**overrides: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "shop.example.com",
         "PAYMENT_PROVIDER_URL": "https://api.payments.example",
         "THROTTLE_TRUSTED_PROXIES": "1",
+        # Production needs a real SMTP relay and the shop's public address (mail/configuration.py).
+        "EMAIL_HOST": "smtp.relay.example",
+        "EMAIL_FROM": "Hardened Shop <orders@shop.example.com>",
+        "SHOP_BASE_URL": "https://shop.example.com",
         **overrides,
     }
 

@@ -103,6 +103,7 @@ def test_json_output_is_one_document_the_load_suite_can_read(shop_history: dict[
         "order_totals_match_lines",
         "no_stale_pending_payment",
         "payments_match_orders",
+        "mail_sent_once",
     }
     assert all(
         result == {**result, "ok": True, "count": 0, "detail": "ok"} for result in document["invariants"].values()

@@ -102,6 +102,10 @@ def test_on_by_default_in_development_and_off_by_default_in_production() -> None
         "ALLOWED_HOSTS": "shop.example",
         "PAYMENT_PROVIDER_URL": "https://payments.example",
         "THROTTLE_TRUSTED_PROXIES": "0",
+        # Production needs a real SMTP relay and the shop's public address (mail/configuration.py).
+        "EMAIL_HOST": "smtp.relay.example",
+        "EMAIL_FROM": "Hardened Shop <orders@shop.example>",
+        "SHOP_BASE_URL": "https://shop.example",
     }
     assert _setting_in(production, "SERVER_TIMING_ENABLED") == "False"
     assert _setting_in({**production, "SERVER_TIMING_ENABLED": "true"}, "SERVER_TIMING_ENABLED") == "True"

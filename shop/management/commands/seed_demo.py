@@ -227,8 +227,10 @@ class Command(BaseCommand):
     def _demo_customers(self) -> None:
         password = make_password(DEMO_PASSWORD)
         for username in DEMO_CUSTOMERS:
+            email = f"{username}@example.com"
+            # Demo accounts have confirmed addresses, so "Forgot your password?" works for them out of the box.
             User.objects.get_or_create(
-                username=username, defaults={"email": f"{username}@example.com", "password": password}
+                username=username, defaults={"email": email, "verified_email": email, "password": password}
             )
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
