@@ -72,7 +72,7 @@ def payment_capture(*, order_id: int) -> str:
         return "deferred"  # Provider known down: the order waits in pending_payment; nothing was sent.
     except ProviderDeclined:
         record_payment_failure("declined")
-        _settle_declined(payment=payment)
+        payment_settle_declined(payment=payment)
         return "declined"
     except ProviderUnavailable as error:
         record_payment_failure("unavailable")
@@ -81,18 +81,24 @@ def payment_capture(*, order_id: int) -> str:
     return payment_settle_charge(payment=payment, charge_id=charge.charge_id)
 
 
-def _settle_declined(*, payment: Payment) -> None:
-    from orders.services import order_transition
+def payment_settle_declined(*, payment: Payment) -> str:
+    """Record a decline the provider confirmed: the payment fails and the order, if it was still waiting, moves
+    to payment_failed with its units back on the shelf, all in one transaction. Idempotent.
+
+    The order row is locked first, so this serialises with `order_cancel` and with a settle of the same order.
+    """
+    from orders.services import do_order_release_stock
 
     with transaction.atomic(durable=True):
+        locked = Order.objects.select_for_update(of=("self",)).get(pk=payment.order_id)
         Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
             status=PaymentStatus.FAILED, last_error="declined", updated_at=timezone.now()
         )
-        order_transition(
-            order_id=payment.order_id,
-            from_status=OrderStatus.PENDING_PAYMENT,
-            to_status=OrderStatus.PAYMENT_FAILED,
-        )
+        if locked.status != OrderStatus.PENDING_PAYMENT:
+            return "skipped"  # Redelivered task, or the customer cancelled first: the stock is already back.
+        # Stock held forever: an order that can no longer be paid gives its units back in this transaction.
+        do_order_release_stock(order=locked, to_status=OrderStatus.PAYMENT_FAILED)
+    return "declined"
 
 
 def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
@@ -166,9 +172,10 @@ def payment_reconcile(*, now: datetime | None = None, batch_size: int = 200) -> 
       While the breaker is open and cooling down nothing is sent; once the cool-down is over, one order is
       sent as the probe, and the rest follow on the next run after the probe closed the circuit.
     - older than PAYMENT_ABANDON_AFTER_S since it was placed: ask the provider whether the payment's key was
-      ever charged. Charged: settle it as paid. Declined: payment_failed. Never charged: cancel the order,
-      which releases its stock. No answer (provider down): leave it for the next run, because cancelling an
-      order the customer may have paid for is worse than holding stock a little longer.
+      ever charged, and how it ended (the charge's status, not the HTTP code). Charged: settle it as paid.
+      Declined: payment_failed, which releases its stock. Never charged: cancel the order, which releases its
+      stock. No final answer (provider down, or the charge still undecided): leave it for the next run, because
+      cancelling an order the customer may have paid for is worse than holding stock a little longer.
     - a pending_payment order without a payment row (data written around `order_place`): create the row.
     - a captured payment on a cancelled order (a refund task that was lost): send the refund again.
     """
@@ -195,7 +202,7 @@ def _create_missing_payments(report: ReconcileReport, batch_size: int) -> None:
 
 def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
     from orders.services import order_cancel
-    from payments.client import ProviderUnavailable, provider_charge_lookup
+    from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
 
     cutoff = now - timedelta(seconds=settings.PAYMENT_ABANDON_AFTER_S)
     stale = (
@@ -207,13 +214,13 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
         try:
             charge = provider_charge_lookup(idempotency_key=payment.idempotency_key)
         except ProviderUnavailable:
-            report.undecided += 1  # includes CircuitOpen: no answer, no guess
+            report.undecided += 1  # includes CircuitOpen and an undecided charge: no final answer, no guess
             continue
-        if charge is not None and charge.status == "succeeded":
+        if charge is not None and charge.status == SUCCEEDED:
             payment_settle_charge(payment=payment, charge_id=charge.charge_id)
             report.settled_from_provider += 1
-        elif charge is not None:
-            _settle_declined(payment=payment)
+        elif charge is not None:  # read_charge answers only SUCCEEDED or DECLINED
+            payment_settle_declined(payment=payment)
             report.declined_at_provider += 1
         else:
             try:

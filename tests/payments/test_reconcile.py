@@ -153,7 +153,10 @@ def test_orphans_are_repaired_and_counted(
     Payment.objects.filter(order=without_payment).delete()  # what a hand-written insert could leave
     captured_but_cancelled = _place(alice, product, "lost-refund")
     Payment.objects.filter(order=captured_but_cancelled).update(status=PaymentStatus.CAPTURED)
-    Order.objects.filter(pk=captured_but_cancelled.pk).update(status=OrderStatus.CANCELLED)
+    # What a cancel whose refund task was lost leaves: cancelled (its stock back), the money still captured.
+    Order.objects.filter(pk=captured_but_cancelled.pk).update(
+        status=OrderStatus.CANCELLED, stock_released_at=timezone.now()
+    )
 
     report = payment_reconcile()
 
