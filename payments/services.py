@@ -157,6 +157,7 @@ class ReconcileReport:
     abandoned: int = 0
     settled_from_provider: int = 0
     declined_at_provider: int = 0
+    cancelled_settled_from_provider: int = 0
     undecided: int = 0
     refunds_enqueued: int = 0
 
@@ -177,12 +178,17 @@ def payment_reconcile(*, now: datetime | None = None, batch_size: int = 200) -> 
       stock. No final answer (provider down, or the charge still undecided): leave it for the next run, because
       cancelling an order the customer may have paid for is worse than holding stock a little longer.
     - a pending_payment order without a payment row (data written around `order_place`): create the row.
+    - a cancelled order whose payment is still pending (the provider may have charged while the shop never heard:
+      the worker died after the charge, or every answer was lost, and then the customer cancelled; the capture
+      task skips a cancelled order): ask the provider. Charged: record it and refund it. Declined or never
+      charged: the payment failed. No final answer: ask again next run.
     - a captured payment on a cancelled order (a refund task that was lost): send the refund again.
     """
     now = now or timezone.now()
     report = ReconcileReport()
     _create_missing_payments(report, batch_size)
     _abandon_or_settle_old_orders(report, now, batch_size)
+    _settle_pending_on_cancelled_orders(report, batch_size)
     _redrive_stuck_payments(report, now, batch_size)
     _refund_captured_on_cancelled(report, batch_size)
     logger.info("payment reconciliation", extra=report.as_dict())
@@ -217,7 +223,13 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
             report.undecided += 1  # includes CircuitOpen and an undecided charge: no final answer, no guess
             continue
         if charge is not None and charge.status == SUCCEEDED:
-            payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+            try:
+                payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+            except ProviderUnavailable:
+                # A cancel won the race and its refund found the provider down: the charge is recorded, the
+                # refund is owed and sent by _refund_captured_on_cancelled; one provider error never ends the run.
+                report.undecided += 1
+                continue
             report.settled_from_provider += 1
         elif charge is not None:  # read_charge answers only SUCCEEDED or DECLINED
             payment_settle_declined(payment=payment)
@@ -234,6 +246,32 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
                 status=PaymentStatus.FAILED, last_error="abandoned: never charged", updated_at=timezone.now()
             )
             report.abandoned += 1
+
+
+def _settle_pending_on_cancelled_orders(report: ReconcileReport, batch_size: int) -> None:
+    from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
+
+    # Charged, cancelled, never refunded: nothing else looks at a payment left pending on a cancelled order.
+    unheard = (
+        Payment.objects.filter(status=PaymentStatus.PENDING, order__status=OrderStatus.CANCELLED)
+        .order_by("pk")
+        .only("pk", "order_id", "idempotency_key")
+    )
+    for payment in unheard[:batch_size]:
+        try:
+            charge = provider_charge_lookup(idempotency_key=payment.idempotency_key)
+            if charge is not None and charge.status == SUCCEEDED:
+                # Records the capture, sees the cancelled order and refunds it (its own refund key: once).
+                payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+        except ProviderUnavailable:
+            report.undecided += 1  # no final answer; or the refund failed and the refund step below owes it
+            continue
+        # A capture that charges after this lookup still ends consistent: its settle moves failed to captured,
+        # sees the cancelled order and refunds.
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.FAILED, last_error="cancelled before any charge", updated_at=timezone.now()
+        )
+        report.cancelled_settled_from_provider += 1
 
 
 def _redrive_stuck_payments(report: ReconcileReport, now: datetime, batch_size: int) -> None:

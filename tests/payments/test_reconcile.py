@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -13,11 +14,11 @@ from accounts.models import User
 from orders.models import Order, OrderStatus
 from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
 from payments.breaker import CircuitBreaker, provider_breaker
-from payments.client import provider_charge
+from payments.client import ProviderDeclined, provider_charge
 from payments.models import Payment, PaymentStatus
 from payments.services import payment_capture, payment_reconcile
 from shop.models import Product
-from tests.capacity.infra import ProviderSimulator, run_in_threads
+from tests.capacity.infra import ProviderSimulator, run_in_threads, wait_until
 from tests.conftest import DEFAULT_ADDRESS
 from tests.factories import ProductFactory, UserFactory
 
@@ -164,3 +165,72 @@ def test_orphans_are_repaired_and_counted(
     assert Payment.objects.get(order=without_payment).status == PaymentStatus.PENDING
     assert report.refunds_enqueued == 1
     assert payment_reconcile().payments_created == 0  # idempotent: nothing left to create
+
+
+def test_a_refund_the_provider_refuses_during_reconciliation_does_not_end_the_run(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product, monkeypatch: Any
+) -> None:
+    """Found by the lifecycle model: the job finds a charge for an old order, the customer cancels meanwhile,
+    and the refund meets a provider error. The run used to die there, leaving the rest of its batch."""
+    import payments.tasks
+
+    refunds: list[int] = []
+    monkeypatch.setattr(payments.tasks, "payment_refund_enqueue", refunds.append)
+    order = _place(alice, product, "charged-then-cancelled")
+    payment = Payment.objects.get(order=order)
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+    # The lookup's answer takes a moment (the cancel lands meanwhile); then every refund attempt fails.
+    provider.control(
+        faults=[
+            {"kind": "late_answer", "on": "lookup", "delay_ms": 500},
+            {"kind": "unavailable", "on": "refund", "calls": 3},
+        ]
+    )
+
+    def reconcile_or_cancel(index: int) -> Any:
+        if index == 0:
+            return payment_reconcile(now=_later(django_settings.PAYMENT_ABANDON_AFTER_S))
+        assert wait_until(lambda: provider.stats()["faults_applied"].get("late_answer") == 1, timeout_s=10)
+        return order_cancel(order=order)
+
+    report, cancelled = run_in_threads(2, reconcile_or_cancel)
+
+    assert not isinstance(report, BaseException), report
+    assert cancelled.status == OrderStatus.CANCELLED  # type: ignore[union-attr]
+    assert Payment.objects.get(order=order).status == PaymentStatus.CAPTURED  # the money is recorded ...
+    assert refunds == [order.pk]  # ... and its refund is owed, sent by the same run
+    assert report.refunds_enqueued == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("provider_saw", ["a charge", "a decline", "nothing"])
+def test_a_cancelled_order_whose_payment_was_never_heard_of_is_settled_from_the_provider(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product, provider_saw: str
+) -> None:
+    """Found by the lifecycle model: the provider charged, but the worker died before recording it (or every
+    answer was lost); then the customer cancelled. The capture task now skips the cancelled order, and no job
+    looked at a pending payment on a cancelled order: the customer stayed charged, never refunded."""
+    order = _place(alice, product, "charged-unheard-cancelled")
+    payment = Payment.objects.get(order=order)
+    if provider_saw != "nothing":
+        provider.control(decline_rate=1.0 if provider_saw == "a decline" else 0.0)
+        with contextlib.suppress(ProviderDeclined):  # a decline is what this case wants the provider to record
+            provider_charge(
+                idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference=""
+            )
+    order_cancel(order=order)
+    assert payment_capture(order_id=order.pk) == "skipped"  # the task, delivered again: it never charges now
+
+    report = payment_reconcile()
+
+    settled = Payment.objects.get(order=order)
+    stats = provider.stats()
+    if provider_saw == "a charge":
+        assert settled.status == PaymentStatus.REFUNDED
+        assert stats["refunds_per_key"] == {payment.idempotency_key: 1}
+    else:
+        assert settled.status == PaymentStatus.FAILED
+        assert stats["refunds"] == 0
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 10  # returned once, by the cancel
+    assert report.cancelled_settled_from_provider == 1
+    assert payment_reconcile().cancelled_settled_from_provider == 0  # settled: nothing left to ask about
