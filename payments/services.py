@@ -147,6 +147,16 @@ def payment_refund(*, order_id: int) -> str:
 # --- Reconciliation --------------------------------------------------------------------------------------------
 
 
+def no_attempt_in_flight_before(now: datetime) -> datetime:
+    """Attempts stamped (Payment.updated_at) before this moment have ended: answered, or killed with their task.
+
+    A capture stamps the payment before it calls the provider, and its task dies at CELERY_TASK_TIME_LIMIT at
+    the latest. "The provider has no charge for this key" proves "never charged" only for a payment whose last
+    attempt is older than that: a younger one may still charge, with its answer lost.
+    """
+    return now - timedelta(seconds=max(settings.CELERY_TASK_TIME_LIMIT, settings.PAYMENT_REDRIVE_AFTER_S))
+
+
 @dataclass
 class ReconcileReport:
     """What one reconciliation run found and repaired. Logged as one line; returned for tests."""
@@ -174,21 +184,22 @@ def payment_reconcile(*, now: datetime | None = None, batch_size: int = 200) -> 
       sent as the probe, and the rest follow on the next run after the probe closed the circuit.
     - older than PAYMENT_ABANDON_AFTER_S since it was placed: ask the provider whether the payment's key was
       ever charged, and how it ended (the charge's status, not the HTTP code). Charged: settle it as paid.
-      Declined: payment_failed, which releases its stock. Never charged: cancel the order, which releases its
-      stock. No final answer (provider down, or the charge still undecided): leave it for the next run, because
+      Declined: payment_failed, which releases its stock. Never charged, and no attempt can still be in flight
+      (`no_attempt_in_flight_before`): cancel the order, which releases its stock. No final answer (provider
+      down, the charge still undecided, an attempt maybe still running): leave it for the next run, because
       cancelling an order the customer may have paid for is worse than holding stock a little longer.
     - a pending_payment order without a payment row (data written around `order_place`): create the row.
     - a cancelled order whose payment is still pending (the provider may have charged while the shop never heard:
       the worker died after the charge, or every answer was lost, and then the customer cancelled; the capture
-      task skips a cancelled order): ask the provider. Charged: record it and refund it. Declined or never
-      charged: the payment failed. No final answer: ask again next run.
+      task skips a cancelled order): ask the provider. Charged: record it and refund it. Declined, or never
+      charged with no attempt still in flight: the payment failed. No final answer: ask again next run.
     - a captured payment on a cancelled order (a refund task that was lost): send the refund again.
     """
     now = now or timezone.now()
     report = ReconcileReport()
     _create_missing_payments(report, batch_size)
     _abandon_or_settle_old_orders(report, now, batch_size)
-    _settle_pending_on_cancelled_orders(report, batch_size)
+    _settle_pending_on_cancelled_orders(report, now, batch_size)
     _redrive_stuck_payments(report, now, batch_size)
     _refund_captured_on_cancelled(report, batch_size)
     logger.info("payment reconciliation", extra=report.as_dict())
@@ -234,6 +245,10 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
         elif charge is not None:  # read_charge answers only SUCCEEDED or DECLINED
             payment_settle_declined(payment=payment)
             report.declined_at_provider += 1
+        elif payment.updated_at >= no_attempt_in_flight_before(now):
+            # Charged after the lookup: an attempt still running may yet charge and lose its answer; "no charge"
+            # proves nothing until it has ended.
+            report.undecided += 1
         else:
             try:
                 # A capture that lands after the lookup still ends consistent: settle sees the cancelled
@@ -248,14 +263,14 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
             report.abandoned += 1
 
 
-def _settle_pending_on_cancelled_orders(report: ReconcileReport, batch_size: int) -> None:
+def _settle_pending_on_cancelled_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
     from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
 
     # Charged, cancelled, never refunded: nothing else looks at a payment left pending on a cancelled order.
     unheard = (
         Payment.objects.filter(status=PaymentStatus.PENDING, order__status=OrderStatus.CANCELLED)
         .order_by("pk")
-        .only("pk", "order_id", "idempotency_key")
+        .only("pk", "order_id", "idempotency_key", "updated_at")
     )
     for payment in unheard[:batch_size]:
         try:
@@ -266,8 +281,9 @@ def _settle_pending_on_cancelled_orders(report: ReconcileReport, batch_size: int
         except ProviderUnavailable:
             report.undecided += 1  # no final answer; or the refund failed and the refund step below owes it
             continue
-        # A capture that charges after this lookup still ends consistent: its settle moves failed to captured,
-        # sees the cancelled order and refunds.
+        if charge is None and payment.updated_at >= no_attempt_in_flight_before(now):
+            report.undecided += 1  # Charged after the lookup: an attempt may still be running; ask next run.
+            continue
         Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
             status=PaymentStatus.FAILED, last_error="cancelled before any charge", updated_at=timezone.now()
         )

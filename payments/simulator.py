@@ -193,6 +193,9 @@ def replay_status_code(state: ProviderState, key: str) -> int:
 class ProviderHandler(BaseHTTPRequestHandler):
     server_version = "FakePay/1.0"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm on, a kept-alive client waits for the
+    # delayed ACK (~40 ms) before the body arrives, on every call.
+    disable_nagle_algorithm = True
     server: ProviderServer
 
     @property

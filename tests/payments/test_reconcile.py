@@ -220,7 +220,7 @@ def test_a_cancelled_order_whose_payment_was_never_heard_of_is_settled_from_the_
     order_cancel(order=order)
     assert payment_capture(order_id=order.pk) == "skipped"  # the task, delivered again: it never charges now
 
-    report = payment_reconcile()
+    report = payment_reconcile(now=_later(django_settings.CELERY_TASK_TIME_LIMIT))  # no attempt still running
 
     settled = Payment.objects.get(order=order)
     stats = provider.stats()
@@ -233,4 +233,49 @@ def test_a_cancelled_order_whose_payment_was_never_heard_of_is_settled_from_the_
     assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
     assert Product.objects.get(pk=product.pk).stock_on_hand == 10  # returned once, by the cancel
     assert report.cancelled_settled_from_provider == 1
-    assert payment_reconcile().cancelled_settled_from_provider == 0  # settled: nothing left to ask about
+    later = _later(django_settings.CELERY_TASK_TIME_LIMIT)
+    assert payment_reconcile(now=later).cancelled_settled_from_provider == 0  # settled: nothing left to ask
+
+
+def _an_attempt_just_started(order: Order) -> None:
+    """A capture attempt began a moment ago and has not answered yet (capture stamps updated_at first)."""
+    Payment.objects.filter(order=order).update(attempts=1, updated_at=timezone.now())
+
+
+def test_the_abandoning_job_does_not_call_an_order_never_charged_while_an_attempt_may_be_in_flight(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    """Found by the lifecycle model: the lookup said "no charge", the job cancelled the order and failed its
+    payment, and the capture in flight charged a moment later with its answer lost: money taken, never refunded."""
+    order = _place(alice, product, "old-but-busy")
+    Order.objects.filter(pk=order.pk).update(
+        created_at=timezone.now() - timedelta(seconds=django_settings.PAYMENT_ABANDON_AFTER_S + 1)
+    )
+    _an_attempt_just_started(order)
+
+    report = payment_reconcile()
+
+    assert (report.abandoned, report.undecided) == (0, 1)
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
+    # The attempt in flight charges; its answer is lost. The next run finds the charge and settles it.
+    payment = Payment.objects.get(order=order)
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+    assert payment_reconcile(now=_later(django_settings.CELERY_TASK_TIME_LIMIT)).settled_from_provider == 1
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+
+
+def test_a_cancelled_order_with_an_attempt_in_flight_is_asked_about_again_later(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    order = _place(alice, product, "cancelled-while-charging")
+    _an_attempt_just_started(order)
+    order_cancel(order=order)
+
+    assert payment_reconcile().cancelled_settled_from_provider == 0  # "no charge yet" proves nothing yet
+    assert Payment.objects.get(order=order).status == PaymentStatus.PENDING
+    payment = Payment.objects.get(order=order)
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+
+    assert payment_reconcile(now=_later(django_settings.CELERY_TASK_TIME_LIMIT)).cancelled_settled_from_provider == 1
+    assert Payment.objects.get(order=order).status == PaymentStatus.REFUNDED
+    assert provider.stats()["refunds_per_key"] == {payment.idempotency_key: 1}
