@@ -9,7 +9,7 @@ import pytest
 
 from tests.capacity.infra import ProviderSimulator
 from tests.lifecycle.figures import FIGURES
-from tests.lifecycle.model import COMMAND, fuzz_level
+from tests.lifecycle.model import fuzz_level, rerun_command
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +23,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FIGURES.examples:
         return
     terminalreporter.write_sep("-", "lifecycle model")
-    for line in FIGURES.lines(level=fuzz_level(), command=COMMAND):
+    for line in FIGURES.lines(level=fuzz_level(), command=rerun_command()):
         terminalreporter.write_line(line)

@@ -3,10 +3,11 @@
 Real PostgreSQL (through PgBouncer), the real provider simulator over HTTP, the real services and API. Hypothesis
 writes programs of steps: customers place orders (reusing keys, with the same or another payload), capture tasks
 are delivered (once, twice at once, or with the worker killed after the provider answered), tasks get lost,
-reconciliation and re-drive run with the clock moved forward (`now=`), customers cancel (also while a capture
-runs, in real threads), Idempotency-Key records are purged, orders ship, and the provider is told to misbehave
-on its next calls (payments/simulator.py faults: decline, lose the answer after charging, answer late, time out,
-5xx or 503 before any work, an undecided status, 200 whatever happened; an outage; every card declined).
+reconciliation and re-drive run with the clock moved forward (a virtual clock behind Django's `timezone.now`,
+passed as `now=`; nothing sleeps), customers cancel (also while a capture runs, in real threads),
+Idempotency-Key records are purged, orders ship, and the provider is told to misbehave on its next calls
+(payments/simulator.py faults: decline, lose the answer after charging, answer late, time out, 5xx or 503 before
+any work, an undecided status, 200 whatever happened; an outage; every card declined).
 
 The broker is modelled, not used: the services' two enqueue seams (`payments.tasks.payment_capture_enqueue`,
 `payment_refund_enqueue`) put messages on the model's queue, and a step delivers one by running the task's body.
@@ -26,6 +27,7 @@ reconciliation past the abandon age) and then demands the exact end state:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import Counter
@@ -35,7 +37,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
@@ -59,8 +61,6 @@ from tests.conftest import DEFAULT_ADDRESS, bearer_client
 from tests.factories import ProductFactory, UserFactory
 from tests.lifecycle.figures import Figures
 
-COMMAND = "SHOP_FUZZ_LEVEL=fuzz .venv/bin/pytest tests/lifecycle   (make test runs the ci level)"
-
 CAPTURE, REFUND = "capture", "refund"
 CAPTURE_RETRIES = 5  # payments/tasks.py max_retries
 REFUND_RETRIES = 10
@@ -71,7 +71,7 @@ KEYS = ["k0", "k1", "k2"]
 # (customer index, Idempotency-Key, payload index). Each rule takes one argument: Hypothesis orders rules by
 # their number of arguments and favours the first, which is the worker here (broker_delivers), on purpose.
 ORDER_REQUESTS = st.tuples(st.integers(0, 1), st.sampled_from(KEYS), st.integers(0, len(PAYLOADS) - 1))
-FAULT_KINDS = ["decline", "odd_status", "error", "unavailable", "timeout", "lose_answer", "late_answer", "ok_status"]
+FAULT_KINDS = ["lose_answer", "timeout", "decline", "error", "unavailable", "late_answer", "ok_status", "odd_status"]
 SLOW_FAULTS = {"timeout", "late_answer"}  # these cost a client timeout each: asked for one call at a time
 STANDING_MOODS: dict[str, dict[str, Any]] = {
     "outage": {"outage": True},
@@ -81,6 +81,14 @@ STANDING_MOODS: dict[str, dict[str, Any]] = {
 ENDPOINTS = ["charge", "charge", "refund", "lookup", "any"]  # charges are where the money is: asked for twice
 # (kind, for how many calls, on which endpoint): one fault the simulator applies to the next matching calls.
 FAULTS = st.tuples(st.sampled_from(FAULT_KINDS), st.integers(1, 3), st.sampled_from(ENDPOINTS))
+# Before a delivery: what the next new charge becomes (an outcome fault), and what happens to the calls (a
+# delivery fault). Drawn apart, so "declined, and the answer lost" is a common program, not a rare one.
+CARD_OUTCOMES = [None, "decline", "decline", "odd_status"]
+DELIVERY_FAULTS = st.tuples(
+    st.sampled_from([kind for kind in FAULT_KINDS if kind not in ("decline", "odd_status")]),
+    st.integers(1, 3),
+    st.sampled_from(ENDPOINTS),
+)
 WORKER_ACTIONS = ["deliver", "deliver", "deliver_twice_at_once", "kill_mid_task", "lose"]
 ADVANCE = {
     "now": lambda: 0,
@@ -95,13 +103,21 @@ def fuzz_level() -> str:
     return os.environ.get("SHOP_FUZZ_LEVEL", "ci") or "ci"
 
 
+def rerun_command() -> str:
+    if fuzz_level() == "fuzz":
+        return "SHOP_FUZZ_LEVEL=fuzz .venv/bin/pytest tests/lifecycle   (part of make fuzz)"
+    return ".venv/bin/pytest tests/lifecycle   (part of make test; SHOP_FUZZ_LEVEL=fuzz for the longer run)"
+
+
 def model_settings(*, twin: bool = False) -> hypothesis_settings:
-    """make test: 200 examples from a fixed seed. make fuzz (SHOP_FUZZ_LEVEL=fuzz): 1000 longer, random ones."""
+    """make test: 200 programs of up to 15 steps from a fixed seed (two or three minutes on two busy cores).
+    make fuzz (SHOP_FUZZ_LEVEL=fuzz): 500 programs of up to 30 steps from a random seed (Hypothesis prints the
+    blob that reproduces a failure)."""
     fuzz = fuzz_level() == "fuzz" and not twin
-    examples = int(os.environ.get("SHOP_LIFECYCLE_EXAMPLES") or (1000 if fuzz else 200))  # fewer while iterating
+    examples = int(os.environ.get("SHOP_LIFECYCLE_EXAMPLES") or (500 if fuzz else 200))  # fewer while iterating
     return hypothesis_settings(
         max_examples=examples,
-        stateful_step_count=40 if fuzz else 15,
+        stateful_step_count=30 if fuzz else 15,
         derandomize=not fuzz,
         database=None,
         deadline=None,
@@ -138,6 +154,25 @@ class Message:
 
 
 @dataclass
+class VirtualClock:
+    """The shop's one clock (Django's `timezone.now`, a named seam), moved forward by the model instead of slept.
+
+    Monotonic, and shared by everything that stamps or compares times (placement, attempts, re-drive, leases,
+    the jobs' `now=`), so an attempt in flight and the job that looks at it agree on what "a minute ago" is.
+    """
+
+    real_now: Any
+    offset_s: float = 0.0
+
+    def now(self) -> Any:
+        return self.real_now() + timedelta(seconds=self.offset_s)
+
+    def advance(self, seconds: float) -> Any:
+        self.offset_s += seconds
+        return self.now()
+
+
+@dataclass
 class World:
     """What every example of one test run shares: the provider, the broker queue, the kill switch."""
 
@@ -146,6 +181,7 @@ class World:
     broker: list[Message] = field(default_factory=list)
     kill_next_settle: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: VirtualClock = field(default_factory=lambda: VirtualClock(real_now=timezone.now))
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -199,6 +235,7 @@ def install(world: World, monkeypatch: Any) -> None:
     }
     for name, value in overrides.items():
         monkeypatch.setattr(settings, name, value)
+    monkeypatch.setattr(timezone, "now", world.clock.now)
     monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", world.enqueue_capture)
     monkeypatch.setattr(payments.tasks, "payment_refund_enqueue", world.enqueue_refund)
     monkeypatch.setattr(
@@ -352,16 +389,25 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
         # --- rules: the worker ----------------------------------------------------------------------------------
 
         @precondition(lambda self: self.order_ids)
-        @rule(job=st.tuples(st.sampled_from(WORKER_ACTIONS), st.integers(0, 20), st.none() | FAULTS))
-        def broker_delivers(self, job: tuple[str, int, tuple[str, int, str] | None]) -> None:
+        @rule(
+            job=st.tuples(
+                st.sampled_from(WORKER_ACTIONS),
+                st.integers(0, 20),
+                st.sampled_from(CARD_OUTCOMES),
+                st.none() | DELIVERY_FAULTS,
+            )
+        )
+        def broker_delivers(self, job: tuple[str, int, str | None, tuple[str, int, str] | None]) -> None:
             """One message from the broker (or, when it is empty, a stale duplicate of some order's capture):
             delivered; delivered to two workers at the same moment (real threads); delivered to a worker that
             dies after the provider answered and before the answer is recorded (the message comes back:
             acks_late, reject_on_worker_lost); or lost by the broker. The provider may have been asked to
             misbehave on its next calls first."""
-            action, index, fault = job
-            if fault is not None:
-                self.ask_for_fault(*fault)
+            action, index, card, delivery = job
+            if card is not None:
+                self.ask_for_fault(card, 1, "charge")
+            if delivery is not None:
+                self.ask_for_fault(*delivery)
             self.step(f"worker_{action}")
             message = self.take(index) or Message(CAPTURE, self.pick_order(index))
             if action == "deliver":
@@ -388,11 +434,11 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
             is gone; the orders stay)."""
             self.step(job)
             if job == "purge_keys":
-                after_retention = timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS, minutes=1)
-                idempotency_purge_expired(now=timezone.now() + after_retention)
+                retention_s = settings.IDEMPOTENCY_KEY_RETENTION_HOURS * 3600 + 60
+                idempotency_purge_expired(now=self.world.clock.advance(retention_s))
                 return
             advance = ADVANCE[job.removeprefix("reconcile_")]()
-            report = payment_reconcile(now=timezone.now() + timedelta(seconds=advance))
+            report = payment_reconcile(now=self.world.clock.advance(advance))
             for name, count in report.as_dict().items():
                 if count:
                     self.figures.outcomes[f"reconcile_{name}"] += count
@@ -402,14 +448,13 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
         def capture_races(self, index: int, rival: str) -> None:
             """A capture and a cancel (or the abandoning reconciliation) at the same moment, in real threads.
 
-            The job races at the real time: an attempt in flight is a fact of the present, so the order is made
-            a day old instead (placed PAYMENT_ABANDON_AFTER_S ago, its capture only now re-driven).
+            For the job, a day passes first (the order is old enough to abandon); then its capture, re-driven,
+            and the job start together.
             """
             self.step(f"capture_races_{rival}")
             message = self.take(index, CAPTURE) or Message(CAPTURE, self.pick_order(index))
             if rival == "reconcile_abandon":
-                a_day_ago = timedelta(seconds=ADVANCE["abandon"]())
-                Order.objects.filter(pk=message.order_id).update(created_at=F("created_at") - a_day_ago)
+                self.world.clock.advance(ADVANCE["abandon"]())
 
             def racer(which: int) -> str:
                 if which == 0:
@@ -420,7 +465,7 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
                     except ApplicationError as refused:  # payment_failed or fulfilled: not cancellable
                         assert refused.code == "not_cancellable", refused
                         return refused.code
-                return str(payment_reconcile().as_dict())
+                return str(payment_reconcile(now=timezone.now()).as_dict())
 
             for outcome in run_concurrently(racer, 2):
                 outcome.unwrap()
@@ -548,14 +593,17 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
                 while self.world.broker:
                     message = self.world.broker.pop(0)
                     self.deliver(message)
-                payment_reconcile(now=timezone.now() + timedelta(seconds=settings.PAYMENT_ABANDON_AFTER_S + 1))
+                payment_reconcile(now=self.world.clock.advance(ADVANCE["abandon"]()))
                 if not self.world.broker:
                     break
 
         def teardown(self) -> None:
-            # A failing step is reported as it is, not after a drain; Hypothesis also ends a program early when
-            # it runs out of data for it (that program is discarded): only whole, checked programs count.
+            # A failing step is reported as it is; Hypothesis also ends a program early when it runs out of data
+            # for it (that program is discarded). Either way the world is settled for the next program (the
+            # reconciliation job works on every order in the database), but only whole programs are checked.
             if self.checked_steps != self.steps:
+                with contextlib.suppress(Exception):
+                    self.drain()
                 return
             self.drain()
             self.check(final=True)
