@@ -67,6 +67,8 @@ class Fault:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Fault:
+        if not isinstance(raw, dict):
+            raise ValueError(f"a fault is an object with a kind, not {raw!r}")
         fault = cls(
             kind=str(raw.get("kind")),
             calls=int(raw.get("calls", 1)),
@@ -118,7 +120,13 @@ class ProviderState:
         self.requests = 0
 
     def control(self, settings: dict[str, Any]) -> dict[str, Any]:
-        faults = [Fault.parse(raw) for raw in settings.get("faults", [])]  # ValueError: 400, nothing changed
+        if not isinstance(settings, dict) or not isinstance(settings.get("faults", []), list):
+            raise ValueError('controls are a JSON object; "faults" a list of objects')
+        faults = [Fault.parse(raw) for raw in settings["faults"]] if "faults" in settings else []
+        # Everything is parsed before anything changes: a ValueError here is a 400 with nothing changed.
+        latency_ms = int(settings.get("latency_ms", self.latency_ms))
+        error_rate = float(settings.get("error_rate", self.error_rate))
+        decline_rate = float(settings.get("decline_rate", self.decline_rate))
         with self.lock:
             if settings.get("reset"):
                 self.charges_by_key.clear()
@@ -128,9 +136,7 @@ class ProviderState:
                 self.faults.clear()
                 self.faults_applied.clear()
                 self.requests = 0
-            self.latency_ms = int(settings.get("latency_ms", self.latency_ms))
-            self.error_rate = float(settings.get("error_rate", self.error_rate))
-            self.decline_rate = float(settings.get("decline_rate", self.decline_rate))
+            self.latency_ms, self.error_rate, self.decline_rate = latency_ms, error_rate, decline_rate
             self.outage = bool(settings.get("outage", self.outage))
             if settings.get("clear_faults"):
                 self.faults.clear()

@@ -152,3 +152,13 @@ def test_the_command_line_takes_the_token_from_a_flag_or_the_environment(how: st
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "controls", [[1, 2], {"faults": "lose_answer"}, {"faults": [["kind"]]}, {"reset": True, "latency_ms": "x"}]
+)
+def test_malformed_controls_are_400_and_change_nothing(provider: ProviderSimulator, controls: object) -> None:
+    refused = httpx.post(f"{provider.url}/_control", json=controls)
+    assert refused.status_code == 400
+    stats = provider.stats()
+    assert (stats["pending_faults"], stats["latency_ms"]) == ([], 0)
