@@ -19,7 +19,7 @@ from django.db.models import F
 from accounts.models import User
 from cart.models import Cart, CartItem
 from core.errors import ApplicationError, Conflict, PreconditionFailed
-from idempotency.services import IdempotencyKeyReused, idempotency_claim, idempotency_complete
+from idempotency.services import IdempotencyKeyReused, idempotency_claim, idempotency_complete, request_fingerprint
 from orders.models import Order
 from orders.services import (
     LineRequest,
@@ -28,6 +28,7 @@ from orders.services import (
     do_order_create,
     enqueue_payment_after_commit,
     is_idempotency_violation,
+    order_for_key,
 )
 from shop.models import Product
 
@@ -161,8 +162,14 @@ def cart_remove_item(*, user: User, product_id: int) -> CartUpdate:
         return CartUpdate(cart=_bump_version(cart) if deleted else cart, changed=bool(deleted))
 
 
+# Every submission of one rendered checkout form is the same request: its key is the form's own token, and the
+# form's fields (address, note) may be corrected and resubmitted. What the fingerprint tells apart is the
+# channel: an API order placed under the same key is a different request, and is refused, never returned.
+CHECKOUT_FINGERPRINT = request_fingerprint(method="POST", path="cart.services.cart_checkout", payload={})
+
+
 def _existing_order(user: User, idempotency_key: str) -> Order | None:
-    return Order.objects.filter(customer=user, idempotency_key=idempotency_key).first()
+    return order_for_key(customer=user, idempotency_key=idempotency_key, fingerprint=CHECKOUT_FINGERPRINT)
 
 
 def cart_checkout(
@@ -208,6 +215,7 @@ def cart_checkout(
                 shipping_address=shipping_address,
                 note=note,
                 idempotency_key=idempotency_key,
+                fingerprint=CHECKOUT_FINGERPRINT,
             )
             if expected_prices is not None:
                 # Price change: compare with the prices read under the product row locks; raising here rolls
@@ -230,6 +238,8 @@ def cart_checkout(
         if not is_idempotency_violation(error):
             raise
         # Double submit racing past both checks: the unique constraint decided; its order is the answer.
-        return CheckoutResult(order=Order.objects.get(customer=user, idempotency_key=idempotency_key), created=False)
+        winner = _existing_order(user, idempotency_key)
+        assert winner is not None  # the constraint that refused us names a committed order
+        return CheckoutResult(order=winner, created=False)
     logger.info("order placed from cart", extra={"order_id": order.pk, "customer_id": user.pk})
     return CheckoutResult(order=order, created=True)

@@ -27,3 +27,8 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Reused key: a key deleted by hand would let a different request under it through as a fresh claim
+        # (the order's fingerprint still refuses it, but support must not be able to cause the question).
+        return False

@@ -19,6 +19,10 @@ Which outcomes are stored and replayed, and why:
   IDEMPOTENCY_IN_FLIGHT_LEASE_S a retry takes it over. If the dead request had committed its order, the
   order's own unique (customer, idempotency_key) constraint makes the retry land on that order.
 Keys are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24) and purged by a periodic task (idempotency/tasks.py).
+A purged key is not forgotten for orders: the order keeps the request's fingerprint
+(`Order.request_fingerprint`, checked by `orders.services.order_for_key`), so after the purge a different
+request under the same key is still 422 `idempotency_key_reused`, and the same request is a replay of the order
+(`Idempotent-Replayed: true`), never a silent 201.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -150,9 +154,9 @@ def idempotency_release(*, record: IdempotencyKey) -> None:
         logger.warning("could not release idempotency key", extra={"key_id": record.pk}, exc_info=True)
 
 
-def idempotency_purge_expired(*, batch_size: int = 5000) -> int:
-    """Delete keys older than the retention window. Returns how many were deleted."""
-    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
+def idempotency_purge_expired(*, now: datetime | None = None, batch_size: int = 5000) -> int:
+    """Delete keys older than the retention window (as of `now`). Returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
     purged = 0
     while True:
         # Long statement: a backlog is deleted in small batches, each well inside statement_timeout.

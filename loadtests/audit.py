@@ -3,8 +3,9 @@
 Two sources of truth are compared:
 - the client-side ledger (JSON lines the locust users wrote: every order they saw accepted, with its
   Idempotency-Key, and every probe of someone else's order), and
-- the database, through `manage.py check_invariants --json` (stock conservation, no negative stock, one order
-  per key, lines and payments consistent) plus the run-specific checks below.
+- the database, through `manage.py check_invariants --json` (stock conservation over live orders, closed
+  orders holding no stock, no negative stock, one order per key, lines and payments consistent) plus the
+  run-specific checks below.
 
     python -m loadtests.audit --database-url postgres://shop@127.0.0.1:6432/shop_load --ledger DIR --since EPOCH \
         [--mail-dir .run/loadtest/stack/mail]
@@ -32,6 +33,10 @@ from mail.mailbox import journal, stored_messages
 ROOT = Path(__file__).resolve().parent.parent
 Invariants = dict[str, dict[str, Any]]
 SETTLED = ("paid", "fulfilled", "payment_failed", "cancelled")
+# The stock rule (orders/models.py STATUSES_HOLDING_STOCK): live orders hold their units; an order that can no
+# longer be paid or shipped gave them back in the transaction that closed it.
+LIVE = ["pending_payment", "paid", "fulfilled"]
+CLOSED = ["payment_failed", "cancelled"]
 
 
 def ledger_entries(ledger_dir: Path) -> Iterator[dict[str, Any]]:
@@ -170,34 +175,45 @@ def check_run_orders(conn: psycopg.Connection[Any], since: float, pending: int, 
 
 
 def check_no_oversell(conn: psycopg.Connection[Any], fixture: dict[str, Any]) -> Invariants:
-    """The rush products: sold (orders not cancelled) never exceeds what was received, on hand never below 0."""
+    """Stock: received = on hand + held by live orders, never below 0, never sold beyond what was received; and
+    every payment_failed or cancelled order gave its units back (it holds none)."""
     rush = fixture.get("rush_product_ids") or []
     rows = conn.execute(
         """SELECT p.id, p.sku, p.stock_received, p.stock_on_hand,
-                  coalesce(sum(l.quantity) FILTER (WHERE o.status <> 'cancelled'), 0) AS sold,
-                  count(DISTINCT o.id) FILTER (WHERE o.status <> 'cancelled') AS orders
+                  coalesce(sum(l.quantity) FILTER (WHERE o.status = ANY(%s)), 0) AS held,
+                  count(DISTINCT o.id) FILTER (WHERE o.status = ANY(%s)) AS orders
            FROM shop_product p
            LEFT JOIN orders_orderline l ON l.product_id = p.id
            LEFT JOIN orders_order o ON o.id = l.order_id
-           GROUP BY p.id HAVING p.id = ANY(%s) OR coalesce(sum(l.quantity) FILTER (WHERE o.status <> 'cancelled'), 0)
-                > p.stock_received OR p.stock_on_hand < 0
+           GROUP BY p.id
+           HAVING p.id = ANY(%s) OR p.stock_on_hand < 0
+               OR p.stock_received <> p.stock_on_hand + coalesce(sum(l.quantity) FILTER (WHERE o.status = ANY(%s)), 0)
            ORDER BY p.id""",
-        [rush],
+        [LIVE, LIVE, rush, LIVE],
     ).fetchall()
-    oversold = [
-        f"{sku}: sold {sold} of {received}"
-        for _, sku, received, on_hand, sold, _ in rows
-        if sold > received or on_hand < 0
+    problems = [
+        f"{sku}: sold {held} of {received}"
+        if held > received
+        else f"{sku}: received {received} != on hand {on_hand} + held by live orders {held}"
+        for _, sku, received, on_hand, held, _ in rows
+        if received != on_hand + held or on_hand < 0
     ]
+    holding = conn.execute(
+        """SELECT id, status FROM orders_order WHERE status = ANY(%s) AND stock_released_at IS NULL
+           ORDER BY id LIMIT 20""",
+        [CLOSED],
+    ).fetchall()
+    problems += [f"order {order_id} is {status} but holds its stock" for order_id, status in holding]
     rush_detail = ", ".join(
-        f"{sku} sold {sold}/{received} ({orders} orders)" for pid, sku, received, _, sold, orders in rows if pid in rush
+        f"{sku} sold {held}/{received} ({orders} orders)" for pid, sku, received, _, held, orders in rows if pid in rush
     )
     return {
         "no_product_oversold": _ok(
-            not oversold,
-            f"no product sold more than it received; rush: {rush_detail or 'none'}"
-            if not oversold
-            else f"oversold: {_listed(oversold)}",
+            not problems,
+            "received = on hand + held by live orders for every product; failed and cancelled orders hold none; "
+            f"rush: {rush_detail or 'none'}"
+            if not problems
+            else f"stock broken: {_listed(problems)}",
         )
     }
 
@@ -243,7 +259,11 @@ def check_provider_charges(conn: psycopg.Connection[Any], since: float, provider
     if not provider_url:
         return {}
     try:
-        with urllib.request.urlopen(f"{provider_url}/_stats", timeout=5) as response:
+        request = urllib.request.Request(f"{provider_url}/_stats")
+        token = os.environ.get("PAYMENT_SIMULATOR_CONTROL_TOKEN")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")  # a simulator started with a control token
+        with urllib.request.urlopen(request, timeout=5) as response:
             stats = json.load(response)
     except OSError as error:
         return {"charged_exactly_once": _ok(False, f"provider stats unavailable: {error}")}

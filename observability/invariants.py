@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from orders.models import OrderStatus
+from orders.models import STATUSES_HOLDING_STOCK, STATUSES_WITHOUT_STOCK, OrderStatus
 from payments.models import PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 MAX_LISTED_VIOLATIONS = 20
 RESULTS_CACHE_KEY = "observability:invariants:last"
 
-# Stock leaves the shelf when an order is placed and comes back only when it is cancelled, so every order
-# that is not cancelled still holds its units (payment_failed orders keep them until they are cancelled).
-STATUSES_HOLDING_STOCK = [status.value for status in OrderStatus if status != OrderStatus.CANCELLED]
+# Stock leaves the shelf when an order is placed and comes back, in the same transaction, when the order can no
+# longer be paid or shipped (payment_failed, cancelled). So live orders hold their units and closed ones none.
+LIVE_STATUSES = sorted(status.value for status in STATUSES_HOLDING_STOCK)
+CLOSED_STATUSES = sorted(status.value for status in STATUSES_WITHOUT_STOCK)
 
 # Which payment states each order state may have. The order and its payment move in one transaction.
 ALLOWED_PAYMENT_STATES: dict[str, set[str]] = {
@@ -82,7 +83,7 @@ def _result(name: str, description: str, rows: list[tuple[Any, ...]], describe: 
 
 
 def check_stock_conservation() -> InvariantResult:
-    """Every unit received is on the shelf or in an order that was not cancelled."""
+    """Every unit received is on the shelf or held by a live order (pending_payment, paid, fulfilled)."""
     rows = _rows(
         """
         SELECT p.sku, p.stock_received, p.stock_on_hand, coalesce(sold.quantity, 0), count(*) OVER ()
@@ -96,13 +97,38 @@ def check_stock_conservation() -> InvariantResult:
         WHERE p.stock_received <> p.stock_on_hand + coalesce(sold.quantity, 0)
         ORDER BY p.id LIMIT %s
         """,
-        [STATUSES_HOLDING_STOCK, MAX_LISTED_VIOLATIONS],
+        [LIVE_STATUSES, MAX_LISTED_VIOLATIONS],
     )
     return _result(
         "stock_conservation",
-        "received = on hand + held by orders not cancelled",
+        "received = on hand + held by live orders (payment_failed and cancelled hold none)",
         rows,
-        lambda sku, received, on_hand, sold: f"{sku}: received {received} != on hand {on_hand} + sold {sold}",
+        lambda sku, received, on_hand, held: (
+            f"{sku}: received {received} != on hand {on_hand} + held by live orders {held}"
+        ),
+    )
+
+
+def check_closed_orders_hold_no_stock() -> InvariantResult:
+    """An order that can no longer be paid has given its units back (and a live one has not), once."""
+    rows = _rows(
+        """
+        SELECT id, status, count(*) OVER () FROM orders_order
+        WHERE (status = ANY(%s) AND stock_released_at IS NULL)
+           OR (status = ANY(%s) AND stock_released_at IS NOT NULL)
+        ORDER BY id LIMIT %s
+        """,
+        [CLOSED_STATUSES, LIVE_STATUSES, MAX_LISTED_VIOLATIONS],
+    )
+    return _result(
+        "closed_orders_hold_no_stock",
+        "payment_failed and cancelled orders returned their stock; live orders did not",
+        rows,
+        lambda order, status: (
+            f"order {order} is {status} but holds its stock"
+            if status in CLOSED_STATUSES
+            else f"order {order} is {status} but is marked as having returned its stock"
+        ),
     )
 
 
@@ -289,6 +315,7 @@ INVARIANTS: list[Callable[[], InvariantResult]] = [
     check_order_totals,
     check_no_stale_pending_payment,
     check_payments_match_orders,
+    check_closed_orders_hold_no_stock,
     check_mail_sent_once,
 ]
 

@@ -86,17 +86,19 @@ class OrderListCreateApi(APIView):
         key = check_idempotency_key(request.headers.get("Idempotency-Key"))
         fingerprint = request_fingerprint(method="POST", path=request.path, payload=request.data)
         claim = idempotency_claim(user=request_user(request), key=key, fingerprint=fingerprint)
+
+        def answer(body: str, status: int, headers: dict[str, str], *, replayed: bool) -> HttpResponse:
+            response = HttpResponse(body, status=status, content_type="application/json")
+            for name, value in headers.items():
+                response[name] = value
+            if replayed:
+                response["Idempotent-Replayed"] = "true"
+            return response
+
         if claim.is_replay:
             # Double submit / client retry: the first answer again, byte for byte.
-            replay = HttpResponse(
-                claim.record.response_body,
-                status=claim.record.response_status or 201,
-                content_type="application/json",
-            )
-            for name, value in claim.record.response_headers.items():
-                replay[name] = value
-            replay["Idempotent-Replayed"] = "true"
-            return replay
+            record = claim.record
+            return answer(record.response_body, record.response_status or 201, record.response_headers, replayed=True)
         try:
             payload = OrderCreateInputSerializer(data=request.data)
             payload.is_valid(raise_exception=True)
@@ -106,18 +108,18 @@ class OrderListCreateApi(APIView):
                 shipping_address=payload.shipping(),
                 note=payload.validated_data["note"],
                 idempotency_key=key,
+                fingerprint=fingerprint,
             )
         except BaseException:
-            # Refused or crashed: nothing was written, so the key is free for a corrected retry.
+            # Refused or crashed (a reused key included): nothing was written, so the key is free again.
             idempotency_release(record=claim.record)
             raise
-        body = _order_json(placement.order)
+        body = _order_json(placement.order).decode()
         headers = {"ETag": placement.order.etag, "Location": f"/api/v1/orders/{placement.order.pk}/"}
-        idempotency_complete(record=claim.record, status=201, body=body.decode(), headers=headers)
-        response = HttpResponse(body, status=201, content_type="application/json")
-        for name, value in headers.items():
-            response[name] = value
-        return response
+        idempotency_complete(record=claim.record, status=201, body=body, headers=headers)
+        # Reused key after the retention window: the key record was purged, but the order remembers the request
+        # that placed it; the same request is a replay of that order, and says so, never a silent 201.
+        return answer(body, 201, headers, replayed=not placement.created)
 
 
 class OrderDetailApi(APIView):

@@ -38,6 +38,12 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# Stock follows the order's state: a live order holds its units; an order that can no longer be paid or shipped
+# holds none (its units went back on the shelf in the transaction that moved it, see do_order_release_stock).
+STATUSES_HOLDING_STOCK = frozenset({OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLED})
+STATUSES_WITHOUT_STOCK = frozenset({OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED})
+
+
 class Order(models.Model):
     # NULL only inside the placing transaction, between the INSERT that assigns the id and the numbering.
     number = models.CharField(max_length=20, unique=True, null=True, editable=False)  # noqa: DJ001
@@ -52,6 +58,11 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     # Double submit: one order per (customer, key), guaranteed by the unique constraint below.
     idempotency_key = models.CharField(max_length=255)
+    # Reused key after the retention window: the fingerprint of the request that placed the order stays with
+    # the order, so a different request under the same key is refused at any age, not answered with this order.
+    # Empty only for orders placed before it was kept (migration 0003 fills in what the key records still knew).
+    # db_default: rows inserted by code that does not know the column yet (a rolling deploy) get "" too.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     shipping_name = models.CharField(max_length=200)
     shipping_line1 = models.CharField(max_length=200)
@@ -65,6 +76,9 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Stock held forever: set, in the same UPDATE as the move to payment_failed or cancelled, when the units
+    # went back on the shelf. It makes "returned exactly once" a guarded update and the rule checkable.
+    stock_released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -75,6 +89,12 @@ class Order(models.Model):
                 condition=Q(status__in=[choice.value for choice in OrderStatus]), name="order_status_known"
             ),
             models.CheckConstraint(condition=Q(version__gte=1), name="order_version_positive"),
+            # Stock held forever: an order that can no longer be paid has returned its units, a live one has not.
+            models.CheckConstraint(
+                condition=Q(status__in=sorted(STATUSES_WITHOUT_STOCK), stock_released_at__isnull=False)
+                | Q(status__in=sorted(STATUSES_HOLDING_STOCK), stock_released_at__isnull=True),
+                name="order_stock_released_when_closed",
+            ),
         ]
         indexes = [
             models.Index(fields=["customer", "-id"], name="order_customer_recent"),

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError, Busy, Conflict, InsufficientStock, PreconditionFailed
-from observability.metrics import record_stock_conflict
-from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
+from idempotency.services import IdempotencyKeyReused, request_fingerprint
+from observability.metrics import record_idempotency_conflict, record_stock_conflict
+from orders.models import STATUSES_WITHOUT_STOCK, FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.models import Product
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def do_order_create(
     shipping_address: ShippingAddress,
     note: str,
     idempotency_key: str,
+    fingerprint: str,
 ) -> Order:
     """Lock stock, re-check it, write the order and its lines, decrement stock. Call inside a transaction."""
     assert connection.in_atomic_block, "do_order_create must run inside the caller's transaction"
@@ -169,6 +171,7 @@ def do_order_create(
         currency=settings.SHOP_CURRENCY,
         total=sum((line.line_total for line in order_lines), Decimal("0.00")),
         idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
         shipping_name=shipping_address.name,
         shipping_line1=shipping_address.line1,
         shipping_line2=shipping_address.line2,
@@ -204,6 +207,37 @@ def is_idempotency_violation(error: IntegrityError) -> bool:
     return _violated_constraint(error) == "order_one_per_idempotency_key"
 
 
+def order_request_fingerprint(*, lines: Sequence[LineRequest], shipping_address: ShippingAddress, note: str) -> str:
+    """The fingerprint of an order request made without an HTTP payload of its own (a direct service call)."""
+    payload = {
+        "lines": sorted([line.product_id, line.quantity] for line in lines),
+        "shipping_address": {**shipping_address.__dict__, "country": shipping_address.country.upper()},
+        "note": note,
+    }
+    return request_fingerprint(method="CALL", path="orders.services.order_place", payload=payload)
+
+
+def order_for_key(*, customer: User, idempotency_key: str, fingerprint: str) -> Order | None:
+    """The order this customer's key already placed, or None. Raises IdempotencyKeyReused when that order was
+    placed by a different request: a key names one request, whatever its age.
+
+    Every path that lands a repeat on an existing order goes through here (API, web checkout, the unique
+    constraint's loser), so none of them can answer a new request with an old order.
+    """
+    order = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+    if order is None:
+        return None
+    # Reused key after the retention window: the key record may be purged, the order's fingerprint is not.
+    # (Orders placed before the fingerprint was kept have none: nothing to compare, they are answered as before.)
+    if order.request_fingerprint and order.request_fingerprint != fingerprint:
+        record_idempotency_conflict("reused")
+        raise IdempotencyKeyReused(
+            f"This Idempotency-Key already placed order {order.number} with a different request. "
+            "Use a new key for a new order."
+        )
+    return order
+
+
 def order_place(
     *,
     customer: User,
@@ -211,11 +245,20 @@ def order_place(
     shipping_address: ShippingAddress,
     note: str = "",
     idempotency_key: str,
+    fingerprint: str = "",
 ) -> OrderPlacement:
-    """Place an order in one transaction. Placing the same key twice returns the first order."""
+    """Place an order in one transaction. Placing the same key twice returns the first order.
+
+    `fingerprint` identifies the request (the API passes the one its key record holds); without one, the
+    fingerprint of the order request itself is used. The same key with another fingerprint is refused
+    (IdempotencyKeyReused), however long ago the key was first used.
+    """
     checked_lines = check_order_lines(lines)
+    fingerprint = fingerprint or order_request_fingerprint(
+        lines=checked_lines, shipping_address=shipping_address, note=note
+    )
     # A cheap read for the common retry; the guarantee is the unique constraint handled below.
-    existing = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+    existing = order_for_key(customer=customer, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if existing is not None:
         return OrderPlacement(order=existing, created=False)
     try:
@@ -226,14 +269,15 @@ def order_place(
                 shipping_address=shipping_address,
                 note=note,
                 idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
             )
             enqueue_payment_after_commit(order.pk)
     except IntegrityError as error:
         if is_idempotency_violation(error):
             # Double submit: a concurrent twin committed first; its order is this request's answer too.
-            return OrderPlacement(
-                order=Order.objects.get(customer=customer, idempotency_key=idempotency_key), created=False
-            )
+            winner = order_for_key(customer=customer, idempotency_key=idempotency_key, fingerprint=fingerprint)
+            assert winner is not None  # the constraint that refused us names a committed order
+            return OrderPlacement(order=winner, created=False)
         if _violated_constraint(error) == "product_stock_on_hand_not_negative":
             # Overselling: a code path that skipped the lock still cannot sell what is not there.
             record_stock_conflict("insufficient_stock")
@@ -261,6 +305,8 @@ def order_update_details(
     changes: dict[str, object] = {}
     if shipping_address is not None:
         changes.update(
+            # Wrong warehouse: a new destination country may be served by another fulfilment centre.
+            fulfilment_centre=_route_to_centre(shipping_address.country),
             shipping_name=shipping_address.name,
             shipping_line1=shipping_address.line1,
             shipping_line2=shipping_address.line2,
@@ -311,15 +357,7 @@ def order_cancel(*, order: Order, only_if_status: OrderStatus | None = None) -> 
                 code="not_cancellable",
             )
         was_paid = locked.status == OrderStatus.PAID
-        # Guarded transition: only from the state we locked; the payment task uses the same guard.
-        Order.objects.filter(pk=locked.pk, status=locked.status).update(
-            status=OrderStatus.CANCELLED,
-            version=F("version") + 1,
-            cancelled_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        for line in OrderLine.objects.filter(order=locked).order_by("product_id").only("product_id", "quantity"):
-            Product.objects.filter(pk=line.product_id).update(stock_on_hand=F("stock_on_hand") + line.quantity)
+        do_order_release_stock(order=locked, to_status=OrderStatus.CANCELLED)
         if was_paid:
             from payments.tasks import payment_refund_enqueue
 
@@ -329,11 +367,44 @@ def order_cancel(*, order: Order, only_if_status: OrderStatus | None = None) -> 
     return cancelled
 
 
+def do_order_release_stock(*, order: Order, to_status: OrderStatus) -> bool:
+    """Move an order into a state that holds no stock (cancelled, payment_failed) and put its units back on the
+    shelf, exactly once. The one place stock comes back; `order_cancel` and the payment failure both call it.
+
+    Must be called inside the transaction of the caller's use case, holding the order's row lock
+    (`select_for_update`), with `order` as read under that lock. Returns whether the order moved.
+    """
+    assert connection.in_atomic_block, "the stock must come back in the transaction that moves the order"
+    assert to_status in STATUSES_WITHOUT_STOCK, f"{to_status} is a state that holds stock"
+    now = timezone.now()
+    first_release = order.stock_released_at is None
+    extra: dict[str, object] = {"cancelled_at": now} if to_status == OrderStatus.CANCELLED else {}
+    # Guarded transition: only from the state we locked; the payment task and the cancel use the same guard.
+    # Stock held forever: the release marker is set in the same UPDATE as the state, so the database (CHECK
+    # order_stock_released_when_closed) sees a closed order with its units back, or neither.
+    moved = Order.objects.filter(pk=order.pk, status=order.status).update(
+        status=to_status,
+        stock_released_at=order.stock_released_at or now,
+        version=F("version") + 1,
+        updated_at=now,
+        **extra,
+    )
+    if moved and first_release:
+        # Stock returned twice: only the move that set the marker returns the units. Products in primary-key
+        # order, like placement, so two releases and a placement never wait on each other in a cycle.
+        for line in OrderLine.objects.filter(order_id=order.pk).order_by("product_id").only("product_id", "quantity"):
+            Product.objects.filter(pk=line.product_id).update(stock_on_hand=F("stock_on_hand") + line.quantity)
+    return moved == 1
+
+
 def order_transition(*, order_id: int, from_status: OrderStatus, to_status: OrderStatus) -> bool:
     """Move an order between states only if it is still in `from_status`. Returns whether it moved.
 
-    Must be called inside the caller's transaction when other writes depend on it.
+    Must be called inside the caller's transaction when other writes depend on it. A move into a state that
+    holds no stock goes through `do_order_release_stock` instead, which returns the units with it.
     """
+    # Stock held forever: a plain transition to payment_failed or cancelled would leave the units held.
+    assert to_status not in STATUSES_WITHOUT_STOCK, "use do_order_release_stock: the units must come back"
     extra: dict[str, object] = {}
     if to_status == OrderStatus.PAID:
         extra["paid_at"] = timezone.now()

@@ -8,6 +8,10 @@ Three layers, innermost first:
 3. The circuit breaker (payments/breaker.py), shared by every worker through Redis, stops calling a provider
    that keeps failing; callers get `CircuitOpen` at once and the order waits in pending_payment for the
    re-drive job.
+
+What a charge answer means is decided in one place, `read_charge`, from the charge's own `status` field: a
+provider replays a declined charge for a repeated key, and may answer a decline with 200; the HTTP code alone
+never makes a success.
 """
 
 from __future__ import annotations
@@ -44,14 +48,24 @@ class CircuitOpen(ProviderUnavailable):
         self.retry_after_s = retry_after_s
 
 
+class ChargeUndecided(ProviderUnavailable):
+    """The provider answered, but the charge's status is neither a success nor a decline: not final, ask later."""
+
+
 class ProviderDeclined(Exception):
     """The provider gave a final 'no' for this charge: do not retry."""
+
+
+SUCCEEDED = "succeeded"
+DECLINED = "declined"
+# The provider's words for a final "no". Anything else that is not "succeeded" is undecided.
+_DECLINED_STATUSES = frozenset({"declined", "failed", "canceled", "cancelled"})
 
 
 @dataclass(frozen=True)
 class Charge:
     charge_id: str
-    status: str
+    status: str  # SUCCEEDED or DECLINED: read_charge never returns anything else
 
 
 def backoff_delay(attempt: int) -> float:
@@ -131,30 +145,55 @@ def provider_request(
     raise ProviderUnavailable(failure)
 
 
+def read_charge(response: httpx.Response) -> Charge:
+    """What a charge answer says: a success, a decline, or no final answer (raised as ProviderUnavailable).
+
+    Used for every answer about a charge (a new charge, a replay of its key, the reconciliation lookup).
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    status = str(body.get("status") or "").lower()
+    charge_id = str(body.get("id") or "")
+    if response.status_code not in (200, 201, 402):
+        raise ProviderUnavailable(f"unexpected provider answer {response.status_code}")
+    # Declined card ends up paid: the charge's own status decides, never the HTTP code alone. A stored decline
+    # replayed as 200, or a provider that answers every charge with 200, is still a decline.
+    if status in _DECLINED_STATUSES or (response.status_code == 402 and not status):
+        return Charge(charge_id=charge_id, status=DECLINED)
+    # Phantom success: money is taken only when a 2xx says "succeeded" and names the charge; anything else
+    # ("processing", a 402 claiming success, a missing id) is not a success.
+    if status == SUCCEEDED and response.status_code in (200, 201) and charge_id:
+        return Charge(charge_id=charge_id, status=SUCCEEDED)
+    raise ChargeUndecided(f"provider answered {response.status_code} with charge status {status or 'missing'!r}")
+
+
 def provider_charge(*, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> Charge:
+    """Charge once per key. Returns the successful charge; raises ProviderDeclined or ProviderUnavailable."""
     response = provider_request(
         "POST",
         "/v1/charges",
         idempotency_key=idempotency_key,
         body={"amount": str(amount), "currency": currency, "reference": reference},
     )
-    if response.status_code == 402:
-        raise ProviderDeclined(response.json().get("id", ""))
-    if response.status_code not in (200, 201):
-        raise ProviderUnavailable(f"unexpected provider answer {response.status_code}")
-    data = response.json()
-    return Charge(charge_id=data["id"], status=data["status"])
+    charge = read_charge(response)
+    if charge.status == DECLINED:
+        raise ProviderDeclined(charge.charge_id)
+    return charge
 
 
 def provider_charge_lookup(*, idempotency_key: str) -> Charge | None:
-    """Ask the provider whether this key ever produced a charge (None: it never did)."""
+    """Ask the provider whether this key ever produced a charge, and how it ended (None: it never charged).
+
+    Raises ProviderUnavailable when there is no final answer (the provider is down, or the charge undecided).
+    """
     response = provider_request("GET", "/v1/charges", params={"idempotency_key": idempotency_key})
     if response.status_code == 404:
         return None
-    if response.status_code != 200:
-        raise ProviderUnavailable(f"unexpected provider answer {response.status_code}")
-    data = response.json()
-    return Charge(charge_id=data["id"], status=data["status"])
+    return read_charge(response)
 
 
 def provider_refund(*, idempotency_key: str, charge_id: str) -> str:

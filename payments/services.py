@@ -72,7 +72,7 @@ def payment_capture(*, order_id: int) -> str:
         return "deferred"  # Provider known down: the order waits in pending_payment; nothing was sent.
     except ProviderDeclined:
         record_payment_failure("declined")
-        _settle_declined(payment=payment)
+        payment_settle_declined(payment=payment)
         return "declined"
     except ProviderUnavailable as error:
         record_payment_failure("unavailable")
@@ -81,18 +81,24 @@ def payment_capture(*, order_id: int) -> str:
     return payment_settle_charge(payment=payment, charge_id=charge.charge_id)
 
 
-def _settle_declined(*, payment: Payment) -> None:
-    from orders.services import order_transition
+def payment_settle_declined(*, payment: Payment) -> str:
+    """Record a decline the provider confirmed: the payment fails and the order, if it was still waiting, moves
+    to payment_failed with its units back on the shelf, all in one transaction. Idempotent.
+
+    The order row is locked first, so this serialises with `order_cancel` and with a settle of the same order.
+    """
+    from orders.services import do_order_release_stock
 
     with transaction.atomic(durable=True):
+        locked = Order.objects.select_for_update(of=("self",)).get(pk=payment.order_id)
         Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
             status=PaymentStatus.FAILED, last_error="declined", updated_at=timezone.now()
         )
-        order_transition(
-            order_id=payment.order_id,
-            from_status=OrderStatus.PENDING_PAYMENT,
-            to_status=OrderStatus.PAYMENT_FAILED,
-        )
+        if locked.status != OrderStatus.PENDING_PAYMENT:
+            return "skipped"  # Redelivered task, or the customer cancelled first: the stock is already back.
+        # Stock held forever: an order that can no longer be paid gives its units back in this transaction.
+        do_order_release_stock(order=locked, to_status=OrderStatus.PAYMENT_FAILED)
+    return "declined"
 
 
 def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
@@ -141,6 +147,16 @@ def payment_refund(*, order_id: int) -> str:
 # --- Reconciliation --------------------------------------------------------------------------------------------
 
 
+def no_attempt_in_flight_before(now: datetime) -> datetime:
+    """Attempts stamped (Payment.updated_at) before this moment have ended: answered, or killed with their task.
+
+    A capture stamps the payment before it calls the provider, and its task dies at CELERY_TASK_TIME_LIMIT at
+    the latest. "The provider has no charge for this key" proves "never charged" only for a payment whose last
+    attempt is older than that: a younger one may still charge, with its answer lost.
+    """
+    return now - timedelta(seconds=max(settings.CELERY_TASK_TIME_LIMIT, settings.PAYMENT_REDRIVE_AFTER_S))
+
+
 @dataclass
 class ReconcileReport:
     """What one reconciliation run found and repaired. Logged as one line; returned for tests."""
@@ -151,6 +167,7 @@ class ReconcileReport:
     abandoned: int = 0
     settled_from_provider: int = 0
     declined_at_provider: int = 0
+    cancelled_settled_from_provider: int = 0
     undecided: int = 0
     refunds_enqueued: int = 0
 
@@ -166,16 +183,23 @@ def payment_reconcile(*, now: datetime | None = None, batch_size: int = 200) -> 
       While the breaker is open and cooling down nothing is sent; once the cool-down is over, one order is
       sent as the probe, and the rest follow on the next run after the probe closed the circuit.
     - older than PAYMENT_ABANDON_AFTER_S since it was placed: ask the provider whether the payment's key was
-      ever charged. Charged: settle it as paid. Declined: payment_failed. Never charged: cancel the order,
-      which releases its stock. No answer (provider down): leave it for the next run, because cancelling an
-      order the customer may have paid for is worse than holding stock a little longer.
+      ever charged, and how it ended (the charge's status, not the HTTP code). Charged: settle it as paid.
+      Declined: payment_failed, which releases its stock. Never charged, and no attempt can still be in flight
+      (`no_attempt_in_flight_before`): cancel the order, which releases its stock. No final answer (provider
+      down, the charge still undecided, an attempt maybe still running): leave it for the next run, because
+      cancelling an order the customer may have paid for is worse than holding stock a little longer.
     - a pending_payment order without a payment row (data written around `order_place`): create the row.
+    - a cancelled order whose payment is still pending (the provider may have charged while the shop never heard:
+      the worker died after the charge, or every answer was lost, and then the customer cancelled; the capture
+      task skips a cancelled order): ask the provider. Charged: record it and refund it. Declined, or never
+      charged with no attempt still in flight: the payment failed. No final answer: ask again next run.
     - a captured payment on a cancelled order (a refund task that was lost): send the refund again.
     """
     now = now or timezone.now()
     report = ReconcileReport()
     _create_missing_payments(report, batch_size)
     _abandon_or_settle_old_orders(report, now, batch_size)
+    _settle_pending_on_cancelled_orders(report, now, batch_size)
     _redrive_stuck_payments(report, now, batch_size)
     _refund_captured_on_cancelled(report, batch_size)
     logger.info("payment reconciliation", extra=report.as_dict())
@@ -195,7 +219,7 @@ def _create_missing_payments(report: ReconcileReport, batch_size: int) -> None:
 
 def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
     from orders.services import order_cancel
-    from payments.client import ProviderUnavailable, provider_charge_lookup
+    from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
 
     cutoff = now - timedelta(seconds=settings.PAYMENT_ABANDON_AFTER_S)
     stale = (
@@ -207,14 +231,24 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
         try:
             charge = provider_charge_lookup(idempotency_key=payment.idempotency_key)
         except ProviderUnavailable:
-            report.undecided += 1  # includes CircuitOpen: no answer, no guess
+            report.undecided += 1  # includes CircuitOpen and an undecided charge: no final answer, no guess
             continue
-        if charge is not None and charge.status == "succeeded":
-            payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+        if charge is not None and charge.status == SUCCEEDED:
+            try:
+                payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+            except ProviderUnavailable:
+                # A cancel won the race and its refund found the provider down: the charge is recorded, the
+                # refund is owed and sent by _refund_captured_on_cancelled; one provider error never ends the run.
+                report.undecided += 1
+                continue
             report.settled_from_provider += 1
-        elif charge is not None:
-            _settle_declined(payment=payment)
+        elif charge is not None:  # read_charge answers only SUCCEEDED or DECLINED
+            payment_settle_declined(payment=payment)
             report.declined_at_provider += 1
+        elif payment.updated_at >= no_attempt_in_flight_before(now):
+            # Charged after the lookup: an attempt still running may yet charge and lose its answer; "no charge"
+            # proves nothing until it has ended.
+            report.undecided += 1
         else:
             try:
                 # A capture that lands after the lookup still ends consistent: settle sees the cancelled
@@ -227,6 +261,33 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
                 status=PaymentStatus.FAILED, last_error="abandoned: never charged", updated_at=timezone.now()
             )
             report.abandoned += 1
+
+
+def _settle_pending_on_cancelled_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
+    from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
+
+    # Charged, cancelled, never refunded: nothing else looks at a payment left pending on a cancelled order.
+    unheard = (
+        Payment.objects.filter(status=PaymentStatus.PENDING, order__status=OrderStatus.CANCELLED)
+        .order_by("pk")
+        .only("pk", "order_id", "idempotency_key", "updated_at")
+    )
+    for payment in unheard[:batch_size]:
+        try:
+            charge = provider_charge_lookup(idempotency_key=payment.idempotency_key)
+            if charge is not None and charge.status == SUCCEEDED:
+                # Records the capture, sees the cancelled order and refunds it (its own refund key: once).
+                payment_settle_charge(payment=payment, charge_id=charge.charge_id)
+        except ProviderUnavailable:
+            report.undecided += 1  # no final answer; or the refund failed and the refund step below owes it
+            continue
+        if charge is None and payment.updated_at >= no_attempt_in_flight_before(now):
+            report.undecided += 1  # Charged after the lookup: an attempt may still be running; ask next run.
+            continue
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.FAILED, last_error="cancelled before any charge", updated_at=timezone.now()
+        )
+        report.cancelled_settled_from_provider += 1
 
 
 def _redrive_stuck_payments(report: ReconcileReport, now: datetime, batch_size: int) -> None:

@@ -106,6 +106,7 @@ def test_twin_read_then_write_claim_without_unique_constraints_makes_several_ord
                 shipping_address=ShippingAddress(**DEFAULT_ADDRESS),
                 note="",
                 idempotency_key="double-click",
+                fingerprint="same",
             )
         return "placed"
 

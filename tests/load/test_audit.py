@@ -16,8 +16,12 @@ from django.db import connection
 
 from accounts.models import User
 from loadtests import audit
+from orders.models import Order
 from orders.services import LineRequest, ShippingAddress, order_place
+from payments.models import Payment
+from payments.services import payment_settle_declined
 from shop.models import Product
+from tests.concurrency import constraint_switched_off
 from tests.factories import ProductFactory, UserFactory
 
 ADDRESS = ShippingAddress(name="A. Buyer", line1="1 Main St", city="Berlin", postal_code="10115", country="DE")
@@ -123,3 +127,41 @@ def test_orphan_check_finds_a_claim_left_in_flight(conn: psycopg.Connection[Any]
     orphans = audit.check_no_orphans(conn, since)["no_orphan_rows"]
     assert not orphans["ok"]
     assert "idempotency claims left in flight" in orphans["detail"]
+
+
+def _fail_payment(order_id: int) -> None:
+    payment_settle_declined(payment=Payment.objects.get(order_id=order_id))
+
+
+def test_units_of_a_failed_payment_sold_again_are_not_counted_twice(conn: psycopg.Connection[Any]) -> None:
+    alice, bob = UserFactory.create(username="alice"), UserFactory.create(username="bob")
+    product = ProductFactory.create(stock_on_hand=2)
+    _fail_payment(place(alice, product, "declined", quantity=2))  # the two units go back on the shelf...
+    place(bob, product, "bought-them", quantity=2)  # ... and are sold again
+
+    oversold = audit.check_no_oversell(conn, {"rush_product_ids": [product.pk]})["no_product_oversold"]
+    assert oversold["ok"], oversold
+    assert f"{product.sku} sold 2/2 (1 orders)" in oversold["detail"]
+    assert all(result["ok"] for result in audit.check_database_invariants(database_url()).values())
+
+
+def test_a_failed_payment_still_holding_its_units_fails_the_audit(conn: psycopg.Connection[Any]) -> None:
+    alice = UserFactory.create(username="alice")
+    product = ProductFactory.create(stock_on_hand=5)
+    order_id = place(alice, product, "declined", quantity=2)
+    assert audit.check_no_oversell(conn, {})["no_product_oversold"]["ok"]
+
+    def back_to_a_consistent_state() -> None:
+        Order.objects.filter(pk=order_id).update(status="pending_payment")
+
+    # The defect, planted: payment_failed, and its units never returned (the database would refuse it).
+    with constraint_switched_off(Order, "order_stock_released_when_closed", clean_up=back_to_a_consistent_state):
+        conn.execute("UPDATE orders_order SET status = 'payment_failed' WHERE id = %s", [order_id])
+        result = audit.check_no_oversell(conn, {})["no_product_oversold"]
+        database = audit.check_database_invariants(database_url())
+
+    assert not result["ok"]
+    assert f"{product.sku}: received 5 != on hand 3 + held by live orders 0" in result["detail"]
+    assert f"order {order_id} is payment_failed but holds its stock" in result["detail"]
+    assert not database["db_stock_conservation"]["ok"]
+    assert not database["db_closed_orders_hold_no_stock"]["ok"]

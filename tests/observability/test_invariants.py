@@ -21,7 +21,7 @@ from observability.invariants import check_all
 from orders.models import Order
 from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
 from payments.models import Payment
-from payments.services import payment_settle_charge
+from payments.services import payment_settle_charge, payment_settle_declined
 from shop.models import Product
 from tests.factories import ProductFactory
 
@@ -30,7 +30,8 @@ ADDRESS = ShippingAddress(name="A. Buyer", line1="1 Main St", city="Springfield"
 
 @pytest.fixture
 def shop_history(alice: User) -> dict[str, Order]:
-    """A healthy history written by the real services: one order pending, one paid, one cancelled."""
+    """A healthy history written by the real services: one order pending, one paid, one cancelled, one whose
+    payment failed (its units are back on the shelf)."""
     tea, mug = ProductFactory.create(stock_on_hand=20), ProductFactory.create(stock_on_hand=5)
 
     def place(key: str, *lines: tuple[Product, int]) -> Order:
@@ -41,7 +42,9 @@ def shop_history(alice: User) -> dict[str, Order]:
     paid = place("key-paid", (tea, 3))
     payment_settle_charge(payment=Payment.objects.get(order=paid), charge_id="ch_test_1")
     cancelled = order_cancel(order=place("key-cancelled", (mug, 2)))
-    return {"pending": pending, "paid": paid, "cancelled": cancelled}
+    failed = place("key-failed", (tea, 4), (mug, 1))
+    payment_settle_declined(payment=Payment.objects.get(order=failed))
+    return {"pending": pending, "paid": paid, "cancelled": cancelled, "failed": failed}
 
 
 def run_command(*args: str) -> tuple[int, str]:
@@ -103,6 +106,7 @@ def test_json_output_is_one_document_the_load_suite_can_read(shop_history: dict[
         "order_totals_match_lines",
         "no_stale_pending_payment",
         "payments_match_orders",
+        "closed_orders_hold_no_stock",
         "mail_sent_once",
     }
     assert all(
@@ -162,6 +166,18 @@ def paid_without_captured_payment(history: dict[str, Order]) -> None:
     sql("UPDATE orders_order SET status = 'paid' WHERE id = %s", [history["pending"].pk])
 
 
+def failed_payment_keeps_its_units(history: dict[str, Order]) -> None:
+    # What the shop did before: payment_failed, and the units never went back on the shelf.
+    drop_constraint("orders_order", "order_stock_released_when_closed")
+    failed = history["failed"].pk
+    sql("UPDATE orders_order SET stock_released_at = NULL WHERE id = %s", [failed])
+    sql(
+        """UPDATE shop_product p SET stock_on_hand = p.stock_on_hand - l.quantity
+           FROM orders_orderline l WHERE l.product_id = p.id AND l.order_id = %s""",
+        [failed],
+    )
+
+
 @pytest.mark.parametrize(
     ("corrupt", "invariant"),
     [
@@ -173,6 +189,8 @@ def paid_without_captured_payment(history: dict[str, Order]) -> None:
         (total_not_sum_of_lines, "order_totals_match_lines"),
         (pending_for_days, "no_stale_pending_payment"),
         (paid_without_captured_payment, "payments_match_orders"),
+        (failed_payment_keeps_its_units, "closed_orders_hold_no_stock"),
+        (failed_payment_keeps_its_units, "stock_conservation"),
     ],
 )
 def test_each_kind_of_corruption_fails_naming_the_invariant(

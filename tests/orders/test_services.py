@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 from zeal import zeal_ignore
 
 import payments.tasks
@@ -24,7 +26,9 @@ from orders.services import (
     order_update_details,
 )
 from payments.models import Payment, PaymentStatus
+from payments.services import payment_settle_declined
 from shop.models import Product
+from tests.factories import FulfilmentCentreFactory
 from tests.orders.support import ADDRESS, place, stock_of
 
 pytestmark = pytest.mark.django_db
@@ -205,3 +209,110 @@ def test_a_cancel_decided_on_a_pending_order_refuses_once_the_order_is_paid(
     assert order.status == OrderStatus.PAID
     assert product.stock_on_hand == 1
     assert sent["refund"] == []
+
+
+# --- Defect 2: an order that can no longer be paid holds no stock ---------------------------------------------
+
+
+def test_a_failed_payment_puts_the_units_back_with_the_status_change(alice: User, product_factory: Any) -> None:
+    tea, mug = product_factory(stock_on_hand=5), product_factory(stock_on_hand=3)
+    order = place(alice, (tea, 2), (mug, 3))
+
+    payment_settle_declined(payment=Payment.objects.get(order=order))
+
+    failed = Order.objects.get(pk=order.pk)
+    assert failed.status == OrderStatus.PAYMENT_FAILED
+    assert failed.stock_released_at is not None
+    assert (stock_of(tea), stock_of(mug)) == (5, 3)
+    assert Payment.objects.get(order=order).status == PaymentStatus.FAILED
+
+
+def test_a_repeated_payment_failure_returns_the_units_once(alice: User, product_factory: Any) -> None:
+    tea = product_factory(stock_on_hand=5)
+    order = place(alice, (tea, 2))
+    payment = Payment.objects.get(order=order)
+
+    payment_settle_declined(payment=payment)
+    payment_settle_declined(payment=payment)  # a redelivered task, a reconciliation run
+
+    assert stock_of(tea) == 5
+    assert Order.objects.get(pk=order.pk).version == 2
+
+
+def test_when_the_units_cannot_go_back_the_payment_failure_is_not_recorded_either(
+    alice: User, product_factory: Any
+) -> None:
+    """One transaction: the status change and the stock return commit together or not at all."""
+    tea = product_factory(stock_on_hand=5)
+    order = place(alice, (tea, 2))
+    # Someone wrote the received count down by hand: returning 2 units would exceed it (CHECK on the product).
+    Product.objects.filter(pk=tea.pk).update(stock_received=3)
+
+    with pytest.raises(IntegrityError):
+        payment_settle_declined(payment=Payment.objects.get(order=order))
+
+    unchanged = Order.objects.get(pk=order.pk)
+    assert (unchanged.status, unchanged.version, unchanged.stock_released_at) == (
+        OrderStatus.PENDING_PAYMENT,
+        1,
+        None,
+    )
+    assert Payment.objects.get(order=order).status == PaymentStatus.PENDING
+    assert stock_of(tea) == 3
+
+
+def test_a_payment_failed_order_cannot_be_cancelled_and_its_units_do_not_come_back_twice(
+    alice: User, product_factory: Any
+) -> None:
+    tea = product_factory(stock_on_hand=5)
+    order = place(alice, (tea, 2))
+    payment_settle_declined(payment=Payment.objects.get(order=order))
+
+    with pytest.raises(Conflict) as refused:
+        order_cancel(order=order)
+
+    assert refused.value.code == "not_cancellable"
+    assert stock_of(tea) == 5
+
+
+@pytest.mark.parametrize("status", [OrderStatus.CANCELLED, OrderStatus.PAYMENT_FAILED])
+def test_the_database_refuses_a_closed_order_that_still_holds_stock(
+    alice: User, product_factory: Any, status: OrderStatus
+) -> None:
+    order = place(alice, (product_factory(stock_on_hand=5), 1))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(status=status)  # no stock_released_at: units never returned
+
+
+def test_the_database_refuses_a_live_order_marked_as_released(alice: User, product_factory: Any) -> None:
+    order = place(alice, (product_factory(stock_on_hand=5), 1))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(stock_released_at=timezone.now())
+
+
+def test_a_transition_into_a_state_without_stock_must_go_through_the_stock_release(
+    alice: User, product_factory: Any
+) -> None:
+    order = place(alice, (product_factory(stock_on_hand=5), 1))
+    with pytest.raises(AssertionError):
+        order_transition(order_id=order.pk, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.CANCELLED)
+
+
+# --- A new shipping country re-routes the order ---------------------------------------------------------------
+
+
+def test_changing_the_shipping_country_reroutes_the_fulfilment_centre(alice: User, product_factory: Any) -> None:
+    berlin = FulfilmentCentreFactory(code="ber", country_codes="DE AT")
+    lyon = FulfilmentCentreFactory(code="lyo", country_codes="FR BE")
+    fallback = FulfilmentCentreFactory(code="any", country_codes="", is_default=True)
+    order = place(alice, (product_factory(stock_on_hand=5), 1))
+    assert order.fulfilment_centre == berlin
+
+    to_france = order_update_details(order=order, expected_version=1, shipping_address=replace(ADDRESS, country="fr"))
+    assert (to_france.fulfilment_centre, to_france.shipping_country) == (lyon, "FR")
+
+    elsewhere = order_update_details(order=order, expected_version=2, shipping_address=replace(ADDRESS, country="JP"))
+    assert elsewhere.fulfilment_centre == fallback
+
+    note_only = order_update_details(order=order, expected_version=3, note="no address change")
+    assert note_only.fulfilment_centre == fallback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -13,11 +14,11 @@ from accounts.models import User
 from orders.models import Order, OrderStatus
 from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
 from payments.breaker import CircuitBreaker, provider_breaker
-from payments.client import provider_charge
+from payments.client import ProviderDeclined, provider_charge
 from payments.models import Payment, PaymentStatus
 from payments.services import payment_capture, payment_reconcile
 from shop.models import Product
-from tests.capacity.infra import ProviderSimulator, run_in_threads
+from tests.capacity.infra import ProviderSimulator, run_in_threads, wait_until
 from tests.conftest import DEFAULT_ADDRESS
 from tests.factories import ProductFactory, UserFactory
 
@@ -153,7 +154,10 @@ def test_orphans_are_repaired_and_counted(
     Payment.objects.filter(order=without_payment).delete()  # what a hand-written insert could leave
     captured_but_cancelled = _place(alice, product, "lost-refund")
     Payment.objects.filter(order=captured_but_cancelled).update(status=PaymentStatus.CAPTURED)
-    Order.objects.filter(pk=captured_but_cancelled.pk).update(status=OrderStatus.CANCELLED)
+    # What a cancel whose refund task was lost leaves: cancelled (its stock back), the money still captured.
+    Order.objects.filter(pk=captured_but_cancelled.pk).update(
+        status=OrderStatus.CANCELLED, stock_released_at=timezone.now()
+    )
 
     report = payment_reconcile()
 
@@ -161,3 +165,117 @@ def test_orphans_are_repaired_and_counted(
     assert Payment.objects.get(order=without_payment).status == PaymentStatus.PENDING
     assert report.refunds_enqueued == 1
     assert payment_reconcile().payments_created == 0  # idempotent: nothing left to create
+
+
+def test_a_refund_the_provider_refuses_during_reconciliation_does_not_end_the_run(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product, monkeypatch: Any
+) -> None:
+    """Found by the lifecycle model: the job finds a charge for an old order, the customer cancels meanwhile,
+    and the refund meets a provider error. The run used to die there, leaving the rest of its batch."""
+    import payments.tasks
+
+    refunds: list[int] = []
+    monkeypatch.setattr(payments.tasks, "payment_refund_enqueue", refunds.append)
+    order = _place(alice, product, "charged-then-cancelled")
+    payment = Payment.objects.get(order=order)
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+    # The lookup's answer takes a moment (the cancel lands meanwhile); then every refund attempt fails.
+    provider.control(
+        faults=[
+            {"kind": "late_answer", "on": "lookup", "delay_ms": 500},
+            {"kind": "unavailable", "on": "refund", "calls": 3},
+        ]
+    )
+
+    def reconcile_or_cancel(index: int) -> Any:
+        if index == 0:
+            return payment_reconcile(now=_later(django_settings.PAYMENT_ABANDON_AFTER_S))
+        assert wait_until(lambda: provider.stats()["faults_applied"].get("late_answer") == 1, timeout_s=10)
+        return order_cancel(order=order)
+
+    report, cancelled = run_in_threads(2, reconcile_or_cancel)
+
+    assert not isinstance(report, BaseException), report
+    assert cancelled.status == OrderStatus.CANCELLED  # type: ignore[union-attr]
+    assert Payment.objects.get(order=order).status == PaymentStatus.CAPTURED  # the money is recorded ...
+    assert refunds == [order.pk]  # ... and its refund is owed, sent by the same run
+    assert report.refunds_enqueued == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("provider_saw", ["a charge", "a decline", "nothing"])
+def test_a_cancelled_order_whose_payment_was_never_heard_of_is_settled_from_the_provider(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product, provider_saw: str
+) -> None:
+    """Found by the lifecycle model: the provider charged, but the worker died before recording it (or every
+    answer was lost); then the customer cancelled. The capture task now skips the cancelled order, and no job
+    looked at a pending payment on a cancelled order: the customer stayed charged, never refunded."""
+    order = _place(alice, product, "charged-unheard-cancelled")
+    payment = Payment.objects.get(order=order)
+    if provider_saw != "nothing":
+        provider.control(decline_rate=1.0 if provider_saw == "a decline" else 0.0)
+        with contextlib.suppress(ProviderDeclined):  # a decline is what this case wants the provider to record
+            provider_charge(
+                idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference=""
+            )
+    order_cancel(order=order)
+    assert payment_capture(order_id=order.pk) == "skipped"  # the task, delivered again: it never charges now
+
+    report = payment_reconcile(now=_later(django_settings.CELERY_TASK_TIME_LIMIT))  # no attempt still running
+
+    settled = Payment.objects.get(order=order)
+    stats = provider.stats()
+    if provider_saw == "a charge":
+        assert settled.status == PaymentStatus.REFUNDED
+        assert stats["refunds_per_key"] == {payment.idempotency_key: 1}
+    else:
+        assert settled.status == PaymentStatus.FAILED
+        assert stats["refunds"] == 0
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 10  # returned once, by the cancel
+    assert report.cancelled_settled_from_provider == 1
+    later = _later(django_settings.CELERY_TASK_TIME_LIMIT)
+    assert payment_reconcile(now=later).cancelled_settled_from_provider == 0  # settled: nothing left to ask
+
+
+def _an_attempt_just_started(order: Order) -> None:
+    """A capture attempt began a moment ago and has not answered yet (capture stamps updated_at first)."""
+    Payment.objects.filter(order=order).update(attempts=1, updated_at=timezone.now())
+
+
+def test_the_abandoning_job_does_not_call_an_order_never_charged_while_an_attempt_may_be_in_flight(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    """Found by the lifecycle model: the lookup said "no charge", the job cancelled the order and failed its
+    payment, and the capture in flight charged a moment later with its answer lost: money taken, never refunded."""
+    order = _place(alice, product, "old-but-busy")
+    Order.objects.filter(pk=order.pk).update(
+        created_at=timezone.now() - timedelta(seconds=django_settings.PAYMENT_ABANDON_AFTER_S + 1)
+    )
+    _an_attempt_just_started(order)
+
+    report = payment_reconcile()
+
+    assert (report.abandoned, report.undecided) == (0, 1)
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
+    # The attempt in flight charges; its answer is lost. The next run finds the charge and settles it.
+    payment = Payment.objects.get(order=order)
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+    assert payment_reconcile(now=_later(django_settings.CELERY_TASK_TIME_LIMIT)).settled_from_provider == 1
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+
+
+def test_a_cancelled_order_with_an_attempt_in_flight_is_asked_about_again_later(
+    provider: ProviderSimulator, breaker: CircuitBreaker, alice: User, product: Product
+) -> None:
+    order = _place(alice, product, "cancelled-while-charging")
+    _an_attempt_just_started(order)
+    order_cancel(order=order)
+
+    assert payment_reconcile().cancelled_settled_from_provider == 0  # "no charge yet" proves nothing yet
+    assert Payment.objects.get(order=order).status == PaymentStatus.PENDING
+    payment = Payment.objects.get(order=order)
+    provider_charge(idempotency_key=payment.idempotency_key, amount=payment.amount, currency="EUR", reference="")
+
+    assert payment_reconcile(now=_later(django_settings.CELERY_TASK_TIME_LIMIT)).cancelled_settled_from_provider == 1
+    assert Payment.objects.get(order=order).status == PaymentStatus.REFUNDED
+    assert provider.stats()["refunds_per_key"] == {payment.idempotency_key: 1}

@@ -242,6 +242,7 @@ def _naive_checkout(user: User, key: str, both_have_read: threading.Barrier) -> 
             shipping_address=SHIPPING,
             note="",
             idempotency_key=key,
+            fingerprint="naive checkout",
         )
         CartItem.objects.filter(cart__user=user).delete()
     return order
