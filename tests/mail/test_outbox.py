@@ -182,8 +182,11 @@ def test_a_cancelled_paid_order_says_what_is_refunded_and_an_unpaid_one_says_not
     alice: User, enqueued: list[int]
 ) -> None:
     paid, unpaid = _order(alice), _order(alice)
-    Order.objects.filter(pk=paid.pk).update(status=OrderStatus.CANCELLED, paid_at=timezone.now())
-    Order.objects.filter(pk=unpaid.pk).update(status=OrderStatus.CANCELLED)
+    # A closed order has returned its stock (the CHECK order_stock_released_when_closed insists on the marker).
+    Order.objects.filter(pk=paid.pk).update(
+        status=OrderStatus.CANCELLED, paid_at=timezone.now(), stock_released_at=timezone.now()
+    )
+    Order.objects.filter(pk=unpaid.pk).update(status=OrderStatus.CANCELLED, stock_released_at=timezone.now())
     with transaction.atomic():
         refunded = order_mail_enqueue(order=Order.objects.get(pk=paid.pk), event="order_cancelled")
         not_charged = order_mail_enqueue(order=Order.objects.get(pk=unpaid.pk), event="order_cancelled")
