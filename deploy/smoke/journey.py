@@ -47,8 +47,9 @@ WORKER_KILL_ORDERS = 6
 # The sink's directory in the mailsink container (docker-compose.yml, its mail_data volume).
 MAIL_DIR = "/var/spool/shop-mail"
 ORDER_MAIL = ("order_placed", "order_paid")
-# Where order placement and payment promise their mail (mail/services.py, the table above order_mail_enqueue).
-ORDER_MAIL_CALLERS = ("orders/services.py", "payments/services.py")
+# Where order placement (the API's and the web checkout's) and payment promise their mail (mail/services.py, the
+# table above order_mail_enqueue). Wired elsewhere, the outbox rows still tell (order_mail_wired).
+ORDER_MAIL_CALLERS = ("orders/services.py", "payments/services.py", "cart/services.py")
 
 
 class SmokeFailure(AssertionError):
@@ -178,8 +179,10 @@ def order_mail_once(stack: Stack, numbers: dict[int, str], *, timeout_s: float) 
     ids = ",".join(str(order_id) for order_id in numbers)
     events = ",".join(f"'{event}'" for event in ORDER_MAIL)
 
+    rows: list[list[str]] = []
+
     def all_sent() -> list[list[str]] | None:
-        rows = stack.sql(
+        rows[:] = stack.sql(
             f"SELECT order_id, event, status FROM mail_outboxmessage WHERE order_id IN ({ids}) AND event IN ({events})"
         )
         per_event = Counter((int(order_id), event) for order_id, event, _ in rows)
@@ -187,7 +190,10 @@ def order_mail_once(stack: Stack, numbers: dict[int, str], *, timeout_s: float) 
         done = len(per_event) == len(numbers) * len(ORDER_MAIL) and all(status == "sent" for *_, status in rows)
         return rows if done else None
 
-    wait_for(f"{' and '.join(ORDER_MAIL)} mail sent for every order", all_sent, timeout_s=timeout_s, every_s=3)
+    try:
+        wait_for(f"{' and '.join(ORDER_MAIL)} mail sent for every order", all_sent, timeout_s=timeout_s, every_s=3)
+    except SmokeFailure as failure:
+        raise SmokeFailure(f"{failure}; outbox rows (order, event, status): {rows}") from None
     _, messages = stack.messages()
     wanted = set(numbers.values())
     mine = [message for message in messages if message.event in ORDER_MAIL and message.order in wanted]
