@@ -16,7 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
-from mail.configuration import MailSettings, mail_refusals
+from mail.configuration import MailSettings, demo_mail_allowance, mail_refusals
 from observability.logs import configure_structlog, logging_config
 from observability.sentry import sentry_init
 
@@ -454,25 +454,26 @@ MAIL_SINK_PAGE_ENABLED = not PRODUCTION
 # Invariant checker: how long a message may stay unsent before the audit calls it stuck.
 INVARIANT_MAIL_GRACE_S = env_int("INVARIANT_MAIL_GRACE_S", 3600, minimum=60)
 
-_mail_refusals = mail_refusals(
-    MailSettings(
-        backend_override=env_str("EMAIL_BACKEND", ""),
-        host=EMAIL_HOST,
-        port=EMAIL_PORT,
-        user=EMAIL_HOST_USER,
-        password=EMAIL_HOST_PASSWORD,
-        use_tls=EMAIL_USE_TLS,
-        use_ssl=EMAIL_USE_SSL,
-        from_address=DEFAULT_FROM_EMAIL,
-        base_url=SHOP_BASE_URL,
-        connect_timeout_s=EMAIL_CONNECT_TIMEOUT_S,
-        send_timeout_s=EMAIL_SEND_TIMEOUT_S,
-        claim_lease_s=MAIL_CLAIM_LEASE_S,
-        task_soft_time_limit_s=CELERY_TASK_SOFT_TIME_LIMIT,
-        task_time_limit_s=CELERY_TASK_TIME_LIMIT,
-    ),
-    production=PRODUCTION,
+_mail_settings = MailSettings(
+    backend_override=env_str("EMAIL_BACKEND", ""),
+    host=EMAIL_HOST,
+    port=EMAIL_PORT,
+    user=EMAIL_HOST_USER,
+    password=EMAIL_HOST_PASSWORD,
+    use_tls=EMAIL_USE_TLS,
+    use_ssl=EMAIL_USE_SSL,
+    from_address=DEFAULT_FROM_EMAIL,
+    base_url=SHOP_BASE_URL,
+    connect_timeout_s=EMAIL_CONNECT_TIMEOUT_S,
+    send_timeout_s=EMAIL_SEND_TIMEOUT_S,
+    claim_lease_s=MAIL_CLAIM_LEASE_S,
+    task_soft_time_limit_s=CELERY_TASK_SOFT_TIME_LIMIT,
+    task_time_limit_s=CELERY_TASK_TIME_LIMIT,
 )
+_mail_refusals = mail_refusals(_mail_settings, production=PRODUCTION, demo_mode=DEMO_MODE)
+# The demo stack's sink in the next container, reached in clear text: allowed by DEMO_MODE alone, and named in
+# every start's demo warning (observability/apps.py).
+DEMO_MAIL_ALLOWANCE = demo_mail_allowance(_mail_settings, production=PRODUCTION, demo_mode=DEMO_MODE)
 if _mail_refusals and not PRODUCTION:
     # Unsafe configuration: lost or clear-text mail is refused at start-up, every problem named at once
     # (production reports these together with its own refusals, below).

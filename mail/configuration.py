@@ -2,6 +2,11 @@
 
 Every refusal names its variable. Some hold in every mode (they would make delivery unsafe anywhere), the rest
 only in production, where mail leaves the machine and its configuration has no safe default.
+
+The demo stack (DEMO_MODE=true: the compose `demo` profile, the k8s `demo` overlay) runs production mode with a
+mail sink of its own in the next container, reached in clear text. DEMO_MODE is the one switch that allows that,
+never with a login (a password never travels in clear text, demo or not), and every start names the host in
+its warning (demo_mail_allowance). A real shop (DEMO_MODE=false) keeps the refusal.
 """
 
 from __future__ import annotations
@@ -31,7 +36,21 @@ class MailSettings:
     task_time_limit_s: int
 
 
-def mail_refusals(config: MailSettings, *, production: bool) -> list[str]:
+def _clear_text(config: MailSettings) -> bool:
+    return not (config.use_tls or config.use_ssl)
+
+
+def demo_mail_allowance(config: MailSettings, *, production: bool, demo_mode: bool) -> str | None:
+    """What DEMO_MODE lets production do with mail that it refuses otherwise, for the start-up warning (or None)."""
+    if production and demo_mode and config.host and _clear_text(config) and config.host not in LOOPBACK_HOSTS:
+        return (
+            f"plain-text SMTP to EMAIL_HOST={config.host!r} port {config.port} "
+            "(for the demo stack's own mail sink, never a real relay)"
+        )
+    return None
+
+
+def mail_refusals(config: MailSettings, *, production: bool, demo_mode: bool = False) -> list[str]:
     refusals: list[str] = []
     # Mail that never leaves the process: console, locmem, file and dummy backends lose every message.
     if config.backend_override and config.backend_override not in SMTP_BACKENDS:
@@ -59,14 +78,17 @@ def mail_refusals(config: MailSettings, *, production: bool) -> list[str]:
         return refusals
     if not config.host:
         refusals.append("DJANGO_ENV=production needs EMAIL_HOST: your SMTP relay (with EMAIL_PORT, EMAIL_USE_TLS)")
-    elif not (config.use_tls or config.use_ssl) and config.host not in LOOPBACK_HOSTS:
+    elif _clear_text(config) and config.host not in LOOPBACK_HOSTS and not demo_mode:
+        # Clear text across a network: anyone on the path reads every reset link and receipt.
         refusals.append(
             f"DJANGO_ENV=production refuses plain-text SMTP to EMAIL_HOST={config.host!r}: set EMAIL_USE_TLS=true "
-            "(STARTTLS) or EMAIL_USE_SSL=true (only a relay on the same machine may be reached in clear text)"
+            "(STARTTLS) or EMAIL_USE_SSL=true (only a relay on the same machine may be reached in clear text; "
+            "DEMO_MODE=true allows the demo stack's own mail sink)"
         )
     if bool(config.user) != bool(config.password):
         refusals.append("EMAIL_HOST_USER and EMAIL_HOST_PASSWORD go together: set both, or neither")
-    if config.password and not (config.use_tls or config.use_ssl):
+    if config.password and _clear_text(config):
+        # Demo or not: the relay's password never crosses a network in clear text.
         refusals.append("DJANGO_ENV=production refuses EMAIL_HOST_PASSWORD without EMAIL_USE_TLS or EMAIL_USE_SSL")
     _, address = parseaddr(config.from_address)
     if "@" not in address or address.endswith("@localhost"):

@@ -13,8 +13,11 @@ class ObservabilityConfig(AppConfig):
 
         if settings.DEMO_MODE:
             # Demo on the production path is allowed by one switch only, and every process start says so.
+            allowed = ["the payment simulator", "the demo accounts (published password)"]
+            if settings.DEMO_MAIL_ALLOWANCE:  # mail/configuration.py: the demo stack's own sink, in clear text
+                allowed.append(settings.DEMO_MAIL_ALLOWANCE)
             logging.getLogger("config.demo").warning(
-                "DEMO_MODE=true: the payment simulator and the demo accounts (published password) are allowed. "
+                f"DEMO_MODE=true: {', '.join(allowed[:-1])} and {allowed[-1]} are allowed. "
                 "Never run a real shop like this."
             )
         # Connects the Celery signals: the request id carried into tasks (web and worker processes alike), and

@@ -1,9 +1,10 @@
 """The compose smoke test's checks, as a new customer and an operator would make them (deploy/smoke/run.sh).
 
 Talks only to ports the stack publishes on 127.0.0.1 (the proxy over https, Prometheus), and into containers
-with `docker compose exec` for what is never published (the simulator's /_stats, the database). TLS is verified
-against the stack's own CA, which Caddy made at first start. Prints each step with its time; exits non-zero on
-the first failed check.
+with `docker compose exec` for what is never published (the simulator's /_stats, the database), and `docker cp`
+for the mail the demo's sink kept in its volume (read with mail/mailbox.py, as the development page reads it).
+TLS is verified against the stack's own CA, which Caddy made at first start. Prints each step with its time;
+exits non-zero on the first failed check.
 
     python deploy/smoke/journey.py --base https://localhost:18443 --ca root.crt --prometheus http://127.0.0.1:19090 \
         --compose "docker-compose -p smoke -f docker-compose.yml -f ..." journey|metrics|worker-kill
@@ -21,11 +22,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from html import unescape
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+# mail/mailbox.py is plain Python (no Django): the sink's reader the development page and the load audit use.
+sys.path.insert(0, str(ROOT))
+from mail.mailbox import StoredMessage, stored_message, stored_messages  # noqa: E402
 
 _INPUT = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r'(\w[\w-]*)\s*=\s*"([^"]*)"')
@@ -35,6 +44,12 @@ _CSS_LINK = re.compile(r'<link[^>]+href="(/static/[^"]+\.css)"')
 _ADD_FORM = re.compile(r'action="(/cart/add/(\d+)/)"')
 ADDRESS = {"name": "Smoke Tester", "line1": "1 Main St", "line2": "", "city": "Berlin", "postal_code": "10115"}
 WORKER_KILL_ORDERS = 6
+# The sink's directory in the mailsink container (docker-compose.yml, its mail_data volume).
+MAIL_DIR = "/var/spool/shop-mail"
+ORDER_MAIL = ("order_placed", "order_paid")
+# Where order placement (the API's and the web checkout's) and payment promise their mail (mail/services.py, the
+# table above order_mail_enqueue). Wired elsewhere, the outbox rows still tell (order_mail_wired).
+ORDER_MAIL_CALLERS = ("orders/services.py", "payments/services.py", "cart/services.py")
 
 
 class SmokeFailure(AssertionError):
@@ -63,10 +78,10 @@ def wait_for(what: str, probe: Callable[[], Any], *, timeout_s: float, every_s: 
     raise SmokeFailure(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
-def form_fields(html: str, action: str) -> dict[str, str]:
-    """Hidden and prefilled inputs of the form that posts to `action`."""
-    start = html.find(f'action="{action}"')
-    check(start != -1, f"no form posting to {action}")
+def form_fields(html: str, action: str | None) -> dict[str, str]:
+    """Hidden and prefilled inputs of the form that posts to `action` (None: the first form posting to itself)."""
+    start = html.find(f'action="{action}"') if action else html.find('<form method="post"')
+    check(start != -1, f"no form posting to {action or 'the page itself'}")
     fields: dict[str, str] = {}
     for tag in _INPUT.findall(html[start : html.find("</form>", start)]):
         attrs = {name.lower(): unescape(value) for name, value in _ATTR.findall(tag)}
@@ -89,6 +104,8 @@ class Stack:
         self.prometheus = httpx.Client(base_url=args.prometheus, timeout=10)
         self.compose = shlex.split(args.compose)
         self.state_file = args.state
+        self.base = args.base.rstrip("/")
+        self.work = Path(args.state).parent
 
     # --- into the containers (nothing here is published) ---------------------------------------------------
     def exec(self, service: str, *command: str) -> str:
@@ -117,6 +134,23 @@ class Stack:
         out = self.exec("provider", "python", "-c", script, method, f"http://127.0.0.1:8100{path}", payload)
         return dict(json.loads(out))
 
+    def mailbox(self) -> Path:
+        """The demo sink's directory as it is now, copied out of its (never published) container."""
+        container = subprocess.run(
+            [*self.compose, "ps", "-q", "mailsink"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        check(container, "no mailsink container: the demo profile's mail sink is not running")
+        target = self.work / f"mail-{time.monotonic_ns()}"
+        copied = subprocess.run(
+            ["docker", "cp", f"{container}:{MAIL_DIR}/.", str(target)], capture_output=True, text=True, check=False
+        )
+        check(copied.returncode == 0, f"docker cp from the sink failed: {copied.stderr.strip()[-300:]}")
+        return target
+
+    def messages(self) -> tuple[Path, list[StoredMessage]]:
+        box = self.mailbox()
+        return box, stored_messages(box, limit=10**6)
+
     # --- state shared between the steps (one process per step group) ----------------------------------------
     def save(self, **values: Any) -> None:
         with open(self.state_file, "w") as state:
@@ -125,6 +159,53 @@ class Stack:
     def load(self) -> dict[str, Any]:
         with open(self.state_file) as state:
             return dict(json.load(state))
+
+
+# --- Mail the demo's sink received ----------------------------------------------------------------------------
+
+
+def order_mail_wired(stack: Stack, order_ids: list[int]) -> str | None:
+    """Why order mail is owed for these orders (the code promises it, or the outbox holds it), or None."""
+    callers = [path for path in ORDER_MAIL_CALLERS if "order_mail_enqueue(" in (ROOT / path).read_text()]
+    if callers:
+        return f"order_mail_enqueue is called in {' and '.join(callers)}"
+    ids = ",".join(str(order_id) for order_id in order_ids)
+    rows = stack.sql(f"SELECT count(*) FROM mail_outboxmessage WHERE order_id IN ({ids})")
+    return f"the outbox holds {rows[0][0]} order mail rows" if rows and rows[0][0] != "0" else None
+
+
+def order_mail_once(stack: Stack, numbers: dict[int, str], *, timeout_s: float) -> str:
+    """Each order: one outbox row per event of ORDER_MAIL, sent, and one message (one Message-ID) in the sink."""
+    ids = ",".join(str(order_id) for order_id in numbers)
+    events = ",".join(f"'{event}'" for event in ORDER_MAIL)
+
+    rows: list[list[str]] = []
+
+    def all_sent() -> list[list[str]] | None:
+        rows[:] = stack.sql(
+            f"SELECT order_id, event, status FROM mail_outboxmessage WHERE order_id IN ({ids}) AND event IN ({events})"
+        )
+        per_event = Counter((int(order_id), event) for order_id, event, _ in rows)
+        check(all(count == 1 for count in per_event.values()), f"several outbox rows for one event: {per_event}")
+        done = len(per_event) == len(numbers) * len(ORDER_MAIL) and all(status == "sent" for *_, status in rows)
+        return rows if done else None
+
+    try:
+        wait_for(f"{' and '.join(ORDER_MAIL)} mail sent for every order", all_sent, timeout_s=timeout_s, every_s=3)
+    except SmokeFailure as failure:
+        raise SmokeFailure(f"{failure}; outbox rows (order, event, status): {rows}") from None
+    _, messages = stack.messages()
+    wanted = set(numbers.values())
+    mine = [message for message in messages if message.event in ORDER_MAIL and message.order in wanted]
+    per_order = Counter((message.order, message.event) for message in mine)
+    for number in sorted(wanted):
+        for event in ORDER_MAIL:
+            check(per_order[(number, event)] == 1, f"order {number}: {per_order[(number, event)]} {event} messages")
+    resends = sum(message.deliveries - 1 for message in mine)
+    return (
+        f"{len(numbers)} orders x {'/'.join(ORDER_MAIL)}: one sent row and one message each "
+        f"({resends} resends recognised by Message-ID)"
+    )
 
 
 # --- The customer's journey --------------------------------------------------------------------------------
@@ -158,6 +239,37 @@ def journey(stack: Stack) -> None:
         check(response.status_code in (302, 303), f"sign-up answered {response.status_code}: {response.text[:300]}")
         check("sessionid" in web.cookies, "signed up but not signed in")
         return f"{username}, signed in"
+
+    email = f"{username}@example.com"
+    link: dict[str, str] = {}
+
+    def verification_mail() -> str:
+        def arrived() -> tuple[Path, list[StoredMessage]] | None:
+            box, messages = stack.messages()
+            found = [message for message in messages if message.event == "verify_email" and email in message.to]
+            return (box, found) if found else None
+
+        box, found = wait_for("the verification mail in the sink", arrived, timeout_s=90, every_s=2)
+        check(len(found) == 1, f"{len(found)} verification messages to {email}")
+        message = stored_message(box, found[0].name)
+        assert message is not None
+        # SHOP_BASE_URL: the link points at the address the customer uses (the proxy's https port here).
+        url = re.search(r"https?://\S+/accounts/verify/\S+/", message.text)
+        check(url, f"no confirmation link in the message: {message.text[:400]}")
+        assert url is not None
+        check(url.group(0).startswith(stack.base + "/"), f"the link {url.group(0)} is not under {stack.base}")
+        link["url"] = url.group(0)
+        return f"X-Shop-Event verify_email to {email}, {message.deliveries} delivery, link under {stack.base}"
+
+    def confirm_address() -> str:
+        path = urlsplit(link["url"]).path
+        page = web.get(path)
+        check(page.status_code == 200, f"the confirmation link answered {page.status_code}")
+        response = web.post(path, data=form_fields(page.text, None), headers=referer(web, path))
+        check(response.status_code in (302, 303), f"confirming answered {response.status_code}")
+        rows = stack.sql(f"SELECT verified_email = email FROM accounts_user WHERE username = '{username}'")
+        check(rows == [["t"]], f"the address is not verified after the link: {rows}")
+        return "the mailed link, followed over https, verified the address"
 
     def add_to_cart() -> str:
         for link in dict.fromkeys(_PRODUCT_LINK.findall(pages["home"])):
@@ -201,7 +313,15 @@ def journey(stack: Stack) -> None:
         wait_for("the order to be paid", status, timeout_s=90)
         page = web.get(f"/orders/{order['id']}/")
         check(page.status_code == 200 and "Paid" in page.text, "the order page does not say Paid")
+        order["number"] = web.get(f"/api/v1/orders/{order['id']}/", headers=bearer).json()["number"]
+        stack.save(username=username, password=password, first_order=order["id"], first_number=order["number"])
         return "paid (API and order page)"
+
+    def order_mail() -> str:
+        why = order_mail_wired(stack, [order["id"]])
+        if why is None:
+            return "skipped: order placement and payment promise no mail yet (no order_mail_enqueue call)"
+        return f"{why}; " + order_mail_once(stack, {order["id"]: str(order["number"])}, timeout_s=90)
 
     def readyz() -> str:
         response = web.get("/readyz")
@@ -215,9 +335,12 @@ def journey(stack: Stack) -> None:
 
     step("home page 200 with its CSS over https", home)
     step("sign up as a new customer", sign_up)
+    step("the verification mail reaches the demo's sink", verification_mail)
+    step("the mailed link confirms the address", confirm_address)
     step("add a product to the cart", add_to_cart)
     step("check out", check_out)
     step("the order reaches paid", reaches_paid)
+    step("order mail: one confirmation and one receipt", order_mail)
     step("/readyz", readyz)
 
 
@@ -263,7 +386,7 @@ def worker_kill(stack: Stack) -> None:
     bearer = {"Authorization": f"Bearer {token.json()['access']}"}
     product = web.get("/api/v1/products/", params={"page_size": 50}).json()["results"]
     product_id = max(product, key=lambda p: p["stock_available"])["id"]
-    placed: list[int] = []
+    placed: dict[int, str] = {}
 
     def slow_provider_and_orders() -> str:
         # Every charge now takes 2 s at the provider: the kill below lands while charges are in flight.
@@ -278,7 +401,7 @@ def worker_kill(stack: Stack) -> None:
                 headers={**bearer, "Idempotency-Key": f"smoke-kill-{uuid.uuid4()}"},
             )
             check(response.status_code == 201, f"order {n} answered {response.status_code}: {response.text[:200]}")
-            placed.append(int(response.json()["id"]))
+            placed[int(response.json()["id"])] = str(response.json()["number"])
         before = stack.simulator("GET", "/_stats")["requests"]
         wait_for("a charge in flight", lambda: stack.simulator("GET", "/_stats")["requests"] > before, timeout_s=20)
         return f"{len(placed)} orders placed, provider latency 2 s"
@@ -323,7 +446,17 @@ def worker_kill(stack: Stack) -> None:
     step("orders placed with the provider slowed down", slow_provider_and_orders)
     step("worker container killed mid-run", kill)
     step("worker restarted", restart)
+
+    def mail_once() -> str:
+        numbers = {state["first_order"]: str(state["first_number"]), **placed}
+        why = order_mail_wired(stack, list(numbers))
+        if why is None:
+            return "skipped: order placement and payment promise no mail yet (no order_mail_enqueue call)"
+        # A mail task killed mid-send waits for its lease (MAIL_CLAIM_LEASE_S) and the re-drive.
+        return f"{why}; " + order_mail_once(stack, numbers, timeout_s=180)
+
     step("every order settles, once", all_settle_once)
+    step("every order's mail, once, after the kill", mail_once)
 
 
 def main() -> int:

@@ -5,9 +5,10 @@
 #   1. docker.io, docker-compose and debootstrap from apt when missing; dockerd started when not running
 #   2. local stand-ins of the official images (deploy/smoke/standins.sh; cached between runs on one machine)
 #   3. build the shop's images and bring the stack up (docker-compose.yml + deploy/smoke/docker-compose.standins.yml)
-#   4. over https on 127.0.0.1: home page with its CSS, sign up, add to cart, check out, the order paid; /readyz
+#   4. over https on 127.0.0.1: home page with its CSS, sign up, the verification mail in the demo's sink and its
+#      link followed, add to cart, check out, the order paid (and its order mail, once wired); /readyz
 #   5. Prometheus: web and worker targets up, payment metrics present
-#   6. the worker container killed mid-run and restarted: every order still settles, once
+#   6. the worker container killed mid-run and restarted: every order still settles, once (its mail too, once wired)
 #   7. down -v
 # Each step prints its time. Traffic goes only to the ports the stack publishes on 127.0.0.1.
 set -euo pipefail
@@ -81,6 +82,10 @@ SHOP_HTTPS_PORT=$HTTPS_PORT
 SHOP_HTTP_PORT=$HTTP_PORT
 PROMETHEUS_PORT=$PROMETHEUS_PORT
 PAYMENT_REDRIVE_AFTER_S=15
+EMAIL_FROM=Hardened Shop Smoke <orders@smoke.example.com>
+SHOP_BASE_URL=https://localhost:$HTTPS_PORT
+MAIL_CLAIM_LEASE_S=75
+MAIL_REDRIVE_AFTER_S=15
 ENV
 }
 

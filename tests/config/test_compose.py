@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,9 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
 
-APP_SERVICES = ("migrate", "web", "worker", "beat", "provider", "seed")
-DEMO_ONLY = {"provider", "seed"}
+APP_SERVICES = ("migrate", "web", "worker", "beat", "provider", "seed", "mailsink")
+DEMO_ONLY = {"provider", "seed", "mailsink"}
+MAIL_DIR = "/var/spool/shop-mail"  # the sink's directory in the image (deploy/Dockerfile) and its volume
 
 
 def test_the_app_reaches_postgres_only_through_pgbouncer(compose):
@@ -42,7 +45,7 @@ def test_every_process_waits_for_what_it_needs(compose):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
     for name in ("web", "worker"):
         assert services[name]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
-    for name in ("postgres", "pgbouncer", "redis", "web", "worker", "proxy"):
+    for name in ("postgres", "pgbouncer", "redis", "web", "worker", "proxy", "mailsink"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
 
 
@@ -111,7 +114,7 @@ def test_the_simulator_and_the_demo_data_exist_only_in_the_demo_profile(compose)
     services = compose["services"]
     for name in DEMO_ONLY:
         assert services[name]["profiles"] == ["demo"], name
-    assert "ports" not in services["provider"]  # never published
+    assert "ports" not in services["provider"] and "ports" not in services["mailsink"]  # never published
     assert "PAYMENT_SIMULATOR_CONTROL_TOKEN" in services["provider"]["environment"]
     for name in set(services) - DEMO_ONLY - {"grafana"}:
         assert "profiles" not in services[name], name
@@ -172,10 +175,140 @@ def test_the_example_env_file_names_every_required_secret():
     example = (ROOT / ".env.example").read_text()
     compose_text = (ROOT / "docker-compose.yml").read_text()
     required = set(re.findall(r"\$\{(\w+):\?", compose_text))
-    assert required == {"SECRET_KEY", "SHOP_DB_PASSWORD", "METRICS_TOKEN", "POSTGRES_PASSWORD"}
+    assert required == {
+        "SECRET_KEY",
+        "SHOP_DB_PASSWORD",
+        "METRICS_TOKEN",
+        "POSTGRES_PASSWORD",
+        "EMAIL_FROM",
+        "SHOP_BASE_URL",
+    }
     for variable in required:
         assert re.search(rf"^{variable}=", example, re.MULTILINE), variable
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+# --- Mail: the relay of a real shop, the demo's own sink ---------------------------------------------------------
+
+
+def test_the_demo_sink_runs_the_shops_own_sink_and_keeps_its_mail_on_a_volume(compose):
+    sink = compose["services"]["mailsink"]
+    command = sink["command"]
+    assert command[:3] == ["python", "-m", "mail.sink"]
+    assert command[command.index("--directory") + 1] == MAIL_DIR
+    assert command[command.index("--port") + 1] == "1025"
+    assert f"mail_data:{MAIL_DIR}" in sink["volumes"] and "mail_data" in compose["volumes"]
+    # The sink needs none of the shop's secrets: it gets no environment of the app's.
+    assert "environment" not in sink
+    # The volume takes the image directory's owner when created: the non-root user must own it.
+    assert f"install -d -o 10001 -g 10001 -m 0750 {MAIL_DIR}" in (ROOT / "deploy/Dockerfile").read_text()
+    # The sink runs from the app image's runtime dependencies (uv sync --no-dev), not the dev group.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    runtime = pyproject[pyproject.index("dependencies = [") : pyproject.index("[dependency-groups]")]
+    assert '"aiosmtpd' in runtime
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, $$."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
+        current = env.get(name)
+        if operator == ":-":
+            return current if current else argument
+        if operator == "-":
+            return current if current is not None else argument
+        if operator == ":?":
+            if not current:
+                raise LookupError(f"{name}: {argument}")
+            return current
+        return current or ""
+
+    return re.sub(r"\$\$|\$\{(\w+)(?:(:-|-|:\?)([^}]*))?\}", substitute, value)
+
+
+def _dotenv(text: str) -> dict[str, str]:
+    pairs = [line.split("=", 1) for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _example_env(**changes: str) -> dict[str, str]:
+    """.env.example as a deployer fills it in: the empty required values set, then `changes`."""
+    env = _dotenv((ROOT / ".env.example").read_text())
+    for secret in ("SECRET_KEY", "POSTGRES_PASSWORD", "SHOP_DB_PASSWORD", "METRICS_TOKEN"):
+        env[secret] = secrets.token_hex(32)
+    env["EMAIL_FROM"] = "Hardened Shop <orders@shop.example.com>"
+    return {**env, **changes}
+
+
+def _start(compose: dict[str, Any], service: str, env_file: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py check` with exactly the environment compose gives `service` (nothing of this shell's)."""
+    environment = {
+        key: _interpolate(str(value), env_file) for key, value in compose["services"][service]["environment"].items()
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("service", ["web", "worker"])
+def test_the_demo_from_the_example_env_file_starts_with_its_sink(compose, service):
+    """README: cp .env.example .env, fill in the secrets and EMAIL_FROM, DEMO_MODE=true ... --profile demo up."""
+    result = _start(compose, service, _example_env(DEMO_MODE="true"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "plain-text SMTP to EMAIL_HOST='mailsink' port 1025" in result.stdout  # named in the demo warning
+
+
+def test_a_real_shop_that_sets_no_relay_is_refused_by_name(compose):
+    result = _start(compose, "web", _example_env(PAYMENT_PROVIDER_URL="https://api.payments.example"))
+    assert result.returncode != 0
+    assert "refuses plain-text SMTP to EMAIL_HOST='mailsink'" in result.stderr
+
+
+def test_a_real_shop_with_its_relay_starts_and_says_nothing_of_a_demo(compose):
+    relay = {
+        "EMAIL_HOST": "smtp.relay.example",
+        "EMAIL_PORT": "587",
+        "EMAIL_USE_TLS": "true",
+        "EMAIL_HOST_USER": "shop",
+        "EMAIL_HOST_PASSWORD": secrets.token_hex(16),
+        "PAYMENT_PROVIDER_URL": "https://api.payments.example",
+    }
+    result = _start(compose, "worker", _example_env(**relay))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "DEMO_MODE" not in result.stdout + result.stderr
+
+
+def test_compose_itself_stops_without_a_sender(compose):
+    env = _example_env(DEMO_MODE="true")
+    env["EMAIL_FROM"] = ""
+    with pytest.raises(LookupError, match="EMAIL_FROM"):
+        _start(compose, "web", env)
+
+
+def test_the_image_build_collects_static_files_with_a_configuration_production_accepts():
+    """The builder runs collectstatic in production mode: it needs every variable production requires."""
+    dockerfile = (ROOT / "deploy/Dockerfile").read_text()
+    run = dockerfile[dockerfile.index("RUN DJANGO_ENV=production") : dockerfile.index("manage.py collectstatic")]
+    build_env = dict(re.findall(r"(\w+)=(\S+)", run))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **build_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_the_postgres_init_script_creates_the_role_with_its_timeouts():

@@ -26,6 +26,15 @@ PRODUCTION_SENSITIVE = {
     "FAST_PASSWORD_HASHER",
     "AXES_ENABLED",
     "THROTTLE_TRUSTED_PROXIES",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_FROM",
+    "SHOP_BASE_URL",
+    "EMAIL_BACKEND",
 }
 
 
@@ -168,6 +177,57 @@ def test_seed_demo_goes_past_the_refusal_with_the_demo_switch():
     assert result.returncode != 0
     assert "seed_demo refuses" not in result.stderr
     assert "OperationalError" in result.stderr  # it tried to write the demo data: the switch let it through
+
+
+# --- The demo stack's mail sink: clear text allowed by the demo switch alone (mail/configuration.py) ----------------
+
+# What the compose `demo` profile and the k8s `demo` overlay set: their own sink in the next container, no TLS.
+DEMO_SINK = {"EMAIL_HOST": "mailsink", "EMAIL_PORT": "1025", "EMAIL_USE_TLS": "false"}
+
+
+@pytest.mark.parametrize("host", ["mailsink", "smtp.relay.example", "10.0.0.25"])
+def test_production_refuses_plain_text_smtp_to_another_host_without_the_demo_switch(host):
+    # The twin of the allowance below: the same settings, only DEMO_MODE differs.
+    result = _manage("check", **_production(**{**DEMO_SINK, "EMAIL_HOST": host}))
+    assert _refused(result, f"refuses plain-text SMTP to EMAIL_HOST='{host}'"), result.stderr
+    assert "DEMO_MODE=true" in result.stderr  # the message says what would allow the demo's sink
+
+
+def test_a_relay_on_the_same_machine_may_be_reached_in_clear_text_without_the_switch():
+    result = _manage("check", **_production(**{**DEMO_SINK, "EMAIL_HOST": "127.0.0.1"}))
+    assert result.returncode == 0, result.stderr
+    assert "DEMO_MODE" not in result.stdout + result.stderr
+
+
+def test_the_demo_switch_allows_its_mail_sink_in_clear_text_and_every_start_names_it():
+    env = _production(PAYMENT_PROVIDER_URL="http://provider:8100", DEMO_MODE="true", **DEMO_SINK)
+    result = _manage("check", **env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if "DEMO_MODE=true" in line]
+    assert len(warnings) == 1 and '"level": "warning"' in warnings[0], result.stdout
+    assert "plain-text SMTP to EMAIL_HOST='mailsink' port 1025 (for the demo stack's own mail sink" in warnings[0]
+    assert "Never run a real shop like this" in warnings[0]
+
+
+def test_the_demo_warning_names_no_mail_allowance_when_mail_goes_over_tls():
+    result = _manage("check", **_production(PAYMENT_PROVIDER_URL="http://provider:8100", DEMO_MODE="true"))
+    assert result.returncode == 0, result.stderr
+    assert "DEMO_MODE=true" in result.stdout and "plain-text SMTP" not in result.stdout
+
+
+def test_the_demo_switch_never_lets_a_relay_password_travel_in_clear_text():
+    env = _production(DEMO_MODE="true", EMAIL_HOST_USER="shop", EMAIL_HOST_PASSWORD="relay-password", **DEMO_SINK)
+    result = _manage("check", **env)
+    assert _refused(result, "refuses EMAIL_HOST_PASSWORD without EMAIL_USE_TLS"), result.stderr
+    assert "refuses plain-text SMTP" not in result.stderr  # the host itself is what the switch allows
+
+
+@pytest.mark.parametrize("missing", ["EMAIL_FROM", "SHOP_BASE_URL"])
+def test_the_demo_switch_still_needs_a_sender_and_an_https_base_url(missing):
+    env = _production(DEMO_MODE="true", **DEMO_SINK)
+    del env[missing]
+    result = _manage("check", **env)
+    assert _refused(result, f"needs {missing}"), result.stderr
 
 
 # --- Behind a proxy (issue 12, item 7) ----------------------------------------------------------------------------

@@ -6,9 +6,13 @@ and the rules below, each of which a real cluster would otherwise teach the hard
 
 from __future__ import annotations
 
+import base64
+import os
 import re
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +262,184 @@ def test_the_demo_database_role_has_the_timeouts_of_init_sh():
         default = re.search(rf"\$\{{{variable}:-([^}}]+)\}}", init_sh)
         assert default, variable
         assert f"SET {setting} = '{default.group(1)}'" in demo, setting
+
+
+# --- Mail: the SMTP settings every Django process starts with, who may reach a relay, the demo's sink -------------
+
+MAIL_KEYS = ("EMAIL_HOST", "EMAIL_PORT", "EMAIL_USE_TLS", "EMAIL_USE_SSL", "EMAIL_FROM", "SHOP_BASE_URL")
+SMTP_PORTS = {25, 465, 587}
+
+
+def _django_containers(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every container that loads the shop's settings, and so meets production's refusals when it starts."""
+    for where, pod in _pods(docs):
+        for container in _containers(pod):
+            if {"configMapRef": {"name": "shop-config"}} in container.get("envFrom", []):
+                yield f"{where}/{container['name']}", container
+
+
+def _secret_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """shop-secrets as the demo commits it, or as README "Deploy" tells a deployer to create it (production)."""
+    committed = [doc for doc in docs if doc["kind"] == "Secret" and doc["metadata"]["name"] == "shop-secrets"]
+    if committed:
+        return {key: base64.b64decode(value).decode() for key, value in committed[0].get("data", {}).items()}
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "DATABASE_URL": "postgres://shop:x@pgbouncer:6432/shop",
+        "DIRECT_DATABASE_URL": "postgres://shop:x@shop-db.example.internal:5432/shop?sslmode=require",
+        "METRICS_TOKEN": secrets.token_hex(16),
+        "EMAIL_HOST_USER": "shop",
+        "EMAIL_HOST_PASSWORD": secrets.token_hex(16),
+    }
+
+
+def _start(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py check` with exactly this environment (nothing of this shell's): production's start-up refusals."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_every_django_process_starts_with_the_rendered_mail_settings(overlay):
+    name, docs = overlay
+    containers = dict(_django_containers(docs))
+    assert {"Deployment/web/web", "Deployment/worker/worker", "Deployment/beat/beat", "Job/migrate/migrate"} <= set(
+        containers
+    )
+    web = _env(docs, containers["Deployment/web/web"])
+    for where, container in containers.items():
+        env = _env(docs, container)
+        assert {key: env.get(key) for key in MAIL_KEYS} == {key: web[key] for key in MAIL_KEYS}, where
+    assert web["SHOP_BASE_URL"].startswith("https://")
+    result = _start({**web, **_secret_env(docs)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    if name == "demo":
+        assert web["DEMO_MODE"] == "true" and web["EMAIL_HOST"] == "mailsink"
+        assert "plain-text SMTP to EMAIL_HOST='mailsink' port 1025" in result.stdout  # named at every start
+    else:
+        assert web["DEMO_MODE"] == "false" and web["EMAIL_USE_TLS"] == "true"
+        assert "DEMO_MODE" not in result.stdout + result.stderr
+
+
+def test_production_with_the_demos_mail_settings_is_refused():
+    """The twin of the demo's start: its sink in clear text, with DEMO_MODE=false, does not start."""
+    demo, production = _render("demo"), _render("production")
+    demo_mail = {key: _env(demo, {"envFrom": [{"configMapRef": {"name": "shop-config"}}]})[key] for key in MAIL_KEYS}
+    web = _env(production, _one(production, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0])
+    secret = {key: value for key, value in _secret_env(production).items() if not key.startswith("EMAIL_HOST_")}
+    result = _start({**web, **secret, **demo_mail})
+    assert result.returncode != 0
+    assert "refuses plain-text SMTP to EMAIL_HOST='mailsink'" in result.stderr
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        value, operator = labels.get(expression["key"]), expression["operator"]
+        if operator == "In" and value not in expression["values"]:
+            return False
+        if operator == "NotIn" and value in expression["values"]:
+            return False
+        if operator == "Exists" and value is None:
+            return False
+        if operator == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def _egress_rules(docs: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The egress rules that apply to a pod with these labels (NetworkPolicies add up)."""
+    return [
+        rule
+        for doc in docs
+        if doc["kind"] == "NetworkPolicy"
+        and "Egress" in doc["spec"]["policyTypes"]
+        and _selects(doc["spec"]["podSelector"], labels)
+        for rule in doc["spec"].get("egress", [])
+    ]
+
+
+def _allows(rule: dict[str, Any], port: int) -> bool:
+    return "ports" not in rule or any(item.get("port") == port for item in rule["ports"])
+
+
+def _pod_labels(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    kinds = {"Deployment", "StatefulSet", "Job"}
+    return {
+        f"{doc['kind']}/{doc['metadata']['name']}": doc["spec"]["template"]["metadata"]["labels"]
+        for doc in docs
+        if doc["kind"] in kinds
+    }
+
+
+def test_only_the_worker_may_reach_an_smtp_relay(overlay):
+    """The worker delivers the outbox (mail/services.py); web only writes rows. Port 25 is closed to every pod."""
+    _, docs = overlay
+    reach = {
+        where: {port for port in SMTP_PORTS if any(_allows(rule, port) for rule in _egress_rules(docs, labels))}
+        for where, labels in _pod_labels(docs).items()
+    }
+    assert reach.pop("Deployment/worker") == {465, 587}
+    assert not {where: ports for where, ports in reach.items() if ports}, "only the worker may speak SMTP"
+    # The rule that opens 587/465 goes outside the cluster only: no pod selector, no private range.
+    worker = _pod_labels(docs)["Deployment/worker"]
+    for rule in _egress_rules(docs, worker):
+        if _allows(rule, 587):
+            assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == ["0.0.0.0/0"]
+            assert "10.0.0.0/8" in rule["to"][0]["ipBlock"]["except"]
+
+
+def test_the_demo_sink_exists_only_in_the_demo_and_only_the_worker_reaches_it(overlay):
+    name, docs = overlay
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+    if name == "production":
+        assert not [kind for kind in kinds if kind[1] == "mailsink"]
+        return
+    sink = _one(docs, "Deployment", "mailsink")["spec"]["template"]["spec"]
+    container = sink["containers"][0]
+    assert container["command"][:3] == ["python", "-m", "mail.sink"]
+    directory = container["command"][container["command"].index("--directory") + 1]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in sink["volumes"]}
+    assert volumes[mounts[directory]]["persistentVolumeClaim"]["claimName"] == "mailsink"  # its .eml files kept
+    assert ("PersistentVolumeClaim", "mailsink") in kinds
+    assert "envFrom" not in container and "env" not in container  # none of the shop's settings or secrets
+    service = _one(docs, "Service", "mailsink")["spec"]
+    assert service.get("type", "ClusterIP") == "ClusterIP"  # never exposed outside the cluster
+    backends = [
+        path["backend"]["service"]["name"]
+        for doc in docs
+        if doc["kind"] == "Ingress"
+        for rule in doc["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    assert "mailsink" not in backends
+    # Ingress: only the worker, on the sink's port; egress: the worker reaches it.
+    labels = _pod_labels(docs)
+    policies = [
+        doc["spec"]
+        for doc in docs
+        if doc["kind"] == "NetworkPolicy"
+        and "Ingress" in doc["spec"]["policyTypes"]
+        and _selects(doc["spec"]["podSelector"], labels["Deployment/mailsink"])
+    ]
+    peers = [
+        (peer, rule["ports"]) for policy in policies for rule in policy.get("ingress", []) for peer in rule["from"]
+    ]
+    assert peers, "default deny leaves the sink unreachable"
+    for peer, ports in peers:
+        admitted = {where for where, pod_labels in labels.items() if _selects(peer["podSelector"], pod_labels)}
+        assert admitted == {"Deployment/worker"} and ports == [{"protocol": "TCP", "port": 1025}]
+    assert any(
+        _allows(rule, 1025) and _selects(peer["podSelector"], labels["Deployment/mailsink"])
+        for rule in _egress_rules(docs, labels["Deployment/worker"])
+        for peer in rule.get("to", [])
+        if "podSelector" in peer
+    )
