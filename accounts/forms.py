@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.contrib.auth.validators import ASCIIUsernameValidator
 
 
 class SignupForm(forms.Form):
     username = forms.CharField(
         label="Username",
         max_length=150,
-        validators=[UnicodeUsernameValidator()],
-        help_text="Letters, digits and @/./+/-/_ only.",
+        # Look-alike accounts: ASCII only, like the API ("alice" spelled with a Cyrillic "a" looks the same).
+        validators=[ASCIIUsernameValidator()],
+        help_text="Letters a-z, digits and @/./+/-/_ only.",
         widget=forms.TextInput({"autocomplete": "username", "autocapitalize": "none"}),
     )
     email = forms.EmailField(label="Email", widget=forms.EmailInput({"autocomplete": "email"}))

@@ -1,4 +1,8 @@
 from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+
+USERNAME_CI_UNIQUE = "accounts_user_username_lower_unique"
 
 
 class User(AbstractUser):
@@ -6,3 +10,10 @@ class User(AbstractUser):
 
     class Meta:
         db_table = "accounts_user"
+        constraints = [
+            # Look-alike accounts: "Alice" and "alice" are one name. Two sign-ups racing for it both pass any
+            # Python check; this unique index on LOWER(username) lets exactly one of them commit.
+            models.UniqueConstraint(
+                Lower("username"), name=USERNAME_CI_UNIQUE, violation_error_message="This username is taken."
+            ),
+        ]
