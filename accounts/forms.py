@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.validators import ASCIIUsernameValidator
+from django.core.validators import MaxLengthValidator
+
+from accounts.models import User
+
+USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length or 150
+# Resource exhaustion: the password hasher works on whatever it is given; nobody's password is this long.
+PASSWORD_MAX_LENGTH = 4096
 
 
 class SignupForm(forms.Form):
@@ -20,6 +30,7 @@ class SignupForm(forms.Form):
     password = forms.CharField(
         label="Password",
         strip=False,
+        max_length=128,  # as at the API's register endpoint
         help_text="At least 8 characters; not only digits, not a common password.",
         widget=forms.PasswordInput({"autocomplete": "new-password"}),
     )
@@ -34,10 +45,27 @@ class SignupForm(forms.Form):
         return cleaned
 
 
-class LoginForm(AuthenticationForm):
+class BoundedCredentialsMixin:
+    """AuthenticationForm only sets the username's maxlength on the widget, not as a validator: a 10,000
+    character username reached authenticate() and django-axes, which writes it into a varchar(255) (a 500).
+    Both lengths are checked here, before authentication starts."""
+
+    fields: dict[str, forms.Field]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.fields["username"].validators.append(MaxLengthValidator(USERNAME_MAX_LENGTH))
+        self.fields["password"].validators.append(MaxLengthValidator(PASSWORD_MAX_LENGTH))
+
+
+class LoginForm(BoundedCredentialsMixin, AuthenticationForm):
     """Django's login form (it passes the request to authenticate(), which django-axes needs)."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "That username and password do not match. Passwords are case-sensitive.",
     }
+
+
+class AdminLoginForm(BoundedCredentialsMixin, AdminAuthenticationForm):
+    """The admin's login form with the same bounds (accounts/admin.py installs it on the admin site)."""

@@ -44,7 +44,8 @@ if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_ENV=production refuses DEBUG=true")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the shop's site (core/admin.py): bad ids and an empty _to_field are refused, not 500s.
+    "core.apps.ShopAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -75,8 +76,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
-    # Strangers: every error answer on /api/ leaves as problem+json, DEBUG pages and unmatched URLs included.
-    "core.middleware.ProblemJsonMiddleware",
+    # Strangers: every error answer is the shop's own - problem+json on the API (DEBUG pages and unmatched URLs
+    # included), the shop's page for HTML where Django's would be empty (405).
+    "core.middleware.ErrorAnswersMiddleware",
     "core.middleware.ServerTimingMiddleware",
     # No observability: one JSON access line and the request metrics per request (sees the query counter).
     "observability.middleware.AccessLogMiddleware",
@@ -366,6 +368,8 @@ USE_TZ = True
 
 # --- Security -----------------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A stale form (the session rotated, the cookie expired) gets the shop's 403 page, not Django's debug-ish one.
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"

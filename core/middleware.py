@@ -163,14 +163,18 @@ def bad_request_response(request: HttpRequest, *, code: str, detail: str) -> Htt
 _KEPT_HEADERS = ("Retry-After", "Allow", "WWW-Authenticate", "X-Request-ID", "Server-Timing", "Vary")
 
 
-class ProblemJsonMiddleware:
-    """Last resort for the API: every error answer on /api/ is problem+json, whoever produced it.
+class ErrorAnswersMiddleware:
+    """Last resort: every error answer is the shop's own, whoever produced it.
 
-    DRF's handler (core/exceptions.py) covers what a view raises. What it cannot see comes out of Django: an
-    unhandled exception (Django logs it, sends got_request_exception so Sentry records it, then renders a 500
-    - under DEBUG=true, as `make run` has it, the HTML debug page), a URL that matches no route (the DEBUG 404
-    page), a refusal from middleware. This middleware sits outside all of them and turns any error answer
-    that is not problem+json into one with the same status, after the logging and Sentry have happened.
+    The API (and any request that asks for JSON, like the order status poll) always gets problem+json.
+    DRF's handler (core/exceptions.py) covers what a view raises; what it cannot see comes out of Django: an
+    unhandled exception (Django logs it and sends got_request_exception, so Sentry records it, then renders a
+    500 - under DEBUG=true, as `make run` has it, the HTML debug page), a URL that matches no route (the DEBUG
+    404 page), a refusal from middleware. Sitting outside all of them, this turns any error answer that is not
+    problem+json into one with the same status, after the logging and Sentry have happened.
+
+    HTML gets the shop's error page where Django answers with an empty body (the 405 of @require_POST and
+    friends), so a stranger never sees a blank page.
     """
 
     def __init__(self, get_response: Handler) -> None:
@@ -178,26 +182,50 @@ class ProblemJsonMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code < 400 or not request.path.startswith("/api/"):
+        if response.status_code < 400:
             return response
-        if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
-            return response
-        return problem_for_status(response)
+        if wants_problem_json(request):
+            if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+                return response
+            return _with_kept_headers(problem_for_status(response.status_code), response)
+        if not getattr(response, "streaming", False) and not response.content.strip() and request.method != "HEAD":
+            return _with_kept_headers(error_page_for_status(request, response.status_code), response)
+        return response
 
 
-def problem_for_status(original: HttpResponse) -> HttpResponse:
-    status = original.status_code
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    code = "server_error" if status >= 500 else phrase.lower().replace(" ", "_").replace("-", "_")
-    title = "Something went wrong on our side." if status >= 500 else f"{phrase}."
-    problem = problem_response(status=status, code=code, title=title)
+# Headers a rewritten error keeps: what the client needs to retry, authenticate or correlate.
+_KEPT_HEADERS = ("Retry-After", "Allow", "WWW-Authenticate", "X-Request-ID", "Server-Timing", "Vary")
+
+
+def _with_kept_headers(rewritten: HttpResponse, original: HttpResponse) -> HttpResponse:
     for name in _KEPT_HEADERS:
         if name in original:
-            problem[name] = original[name]
-    return problem
+            rewritten[name] = original[name]
+    return rewritten
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_for_status(status: int) -> HttpResponse:
+    phrase = _phrase(status)
+    code = "server_error" if status >= 500 else phrase.lower().replace(" ", "_").replace("-", "_")
+    title = "Something went wrong on our side." if status >= 500 else f"{phrase}."
+    return problem_response(status=status, code=code, title=title)
+
+
+_PAGES = {403: "errors/403.html", 404: "errors/404.html", 413: "errors/413.html", 429: "errors/429.html"}
+
+
+def error_page_for_status(request: HttpRequest, status: int) -> HttpResponse:
+    detail = f"This page does not take a {request.method} request." if status == 405 else f"{_phrase(status)}."
+    if status >= 500:
+        return bare_page("errors/500.html", "Something went wrong on our side.", status=status)
+    return bare_page(_PAGES.get(status, "errors/400.html"), detail, status=status)
 
 
 class ServiceUnavailableMiddleware:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from core.errors import NotFound as PageNotFound
 from core.serializers import TEXT_PATTERN
 
 INVALID_CURSOR = "This cursor is not one the API handed out; start again from the first page."
+# What encode_cursor() writes: standard base64 (an empty `?cursor=` is the first page, as no cursor is).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
 class InvalidCursor(PageNotFound):
@@ -50,6 +53,10 @@ class CursorPagination(pagination.CursorPagination):
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request: Request) -> pagination.Cursor | None:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is not None and not _BASE64.fullmatch(encoded):
+            # b64decode() skips what is not base64, so "%%%" would decode to nothing: the first page, silently.
+            raise InvalidCursor(INVALID_CURSOR)
         try:
             cursor = super().decode_cursor(request)
         except NotFound:

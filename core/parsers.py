@@ -53,9 +53,7 @@ def check_parsed_json(value: Any) -> None:
 class BoundedJSONParser(JSONParser):
     """JSON with a nesting bound and storable strings; anything else is a 400 before a serializer runs."""
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         # Decompression bombs: DRF's get_encoding accepts text charsets only (no `bz2_codec`).
         encoding = get_encoding(parser_context or {})
         try:
