@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core import signals
 from django.db import close_old_connections
 
@@ -27,6 +28,16 @@ def requests_keep_the_test_transaction() -> Iterator[None]:
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
+
+
+def live_app_env(**extra: str) -> dict[str, str]:
+    """Environment for a gunicorn a test starts: this run's test database (through PgBouncer) and Redis."""
+    database = settings.DATABASES["default"]
+    return {
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        **extra,
+    }
 
 
 @pytest.fixture

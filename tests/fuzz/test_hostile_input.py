@@ -24,6 +24,7 @@ from accounts.models import User
 from tests.authorization.scene import Scene
 from tests.capacity.infra import AppServer
 from tests.factories import UserFactory
+from tests.fuzz.conftest import live_app_env
 from tests.fuzz.urls import CRASH_MESSAGE
 from tests.observability.sentry_receiver import SentryReceiver, exception_types
 
@@ -249,11 +250,12 @@ def test_under_debug_a_wrong_method_is_a_problem_json_405() -> None:
     assert "GET" in response["Allow"]
 
 
-def test_under_gunicorn_with_debug_a_crash_is_problem_json_and_reaches_sentry(django_db_setup: None) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_under_gunicorn_with_debug_a_crash_is_problem_json_and_reaches_sentry() -> None:
     """The same, end to end: `make run`'s DEBUG=true under gunicorn, the real Sentry SDK, a local receiver."""
     receiver = SentryReceiver().start()
     server = AppServer(
-        env={"DJANGO_SETTINGS_MODULE": "tests.fuzz.live_settings", "DEBUG": "true", "SENTRY_DSN": receiver.dsn}
+        env=live_app_env(DJANGO_SETTINGS_MODULE="tests.fuzz.live_settings", DEBUG="true", SENTRY_DSN=receiver.dsn)
     )
     try:
         with server.client() as client:
