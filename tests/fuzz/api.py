@@ -51,6 +51,7 @@ class World:
     scene: Scene | None = None
     actor: str = ANONYMOUS
     tokens: dict[str, str] = field(default_factory=dict)
+    stateful: bool = False  # the state machine's calls are counted as its steps
 
     def ids(self, parameter: str) -> list[int]:
         scene = self.scene
@@ -81,9 +82,10 @@ class ActorAuth:
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
-def world_enter(scene: Scene, actor: str) -> None:
+def world_enter(scene: Scene, actor: str, *, stateful: bool = False) -> None:
     world.scene = scene
     world.actor = actor
+    world.stateful = stateful
     world.tokens = {
         CUSTOMER: str(RefreshToken.for_user(scene.owner).access_token),
         STAFF: str(RefreshToken.for_user(scene.staff_with_grant).access_token),
@@ -135,4 +137,4 @@ def real_products_in_orders(ctx: schemathesis.HookContext, body: Any) -> Any:
 
 @schema.hooks.hook("after_validate")
 def count_checks(ctx: schemathesis.HookContext, case: Any, response: Any, results: list[Any]) -> None:
-    stats.record_api(operation=case.operation.label, actor=world.actor, checks=len(results))
+    stats.record_api(operation=case.operation.label, actor=world.actor, checks=len(results), stateful=world.stateful)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 api_operations: set[str] = set()
-api_cells: set[tuple[str, str]] = set()
-api_examples: Counter[str] = Counter()  # per actor
-api_checks = 0
+api_cells: Counter[tuple[str, str]] = Counter()  # (operation, actor) -> requests of the fuzzing pass
+api_examples: Counter[str] = Counter()  # per actor, fuzzing pass
+api_checks = 0  # every check run on every response, both passes
 stateful_steps: Counter[str] = Counter()  # per actor
 stateful_scenarios: Counter[str] = Counter()
 crawl_routes: set[str] = set()
@@ -15,12 +15,14 @@ crawl_requests = 0
 crawl_statuses: Counter[int] = Counter()
 
 
-def record_api(*, operation: str, actor: str, checks: int) -> None:
+def record_api(*, operation: str, actor: str, checks: int, stateful: bool) -> None:
     global api_checks
-    api_operations.add(operation)
-    api_cells.add((operation, actor))
-    api_examples[actor] += 1
     api_checks += checks
+    if stateful:
+        return  # counted per step by the state machine
+    api_operations.add(operation)
+    api_cells[(operation, actor)] += 1
+    api_examples[actor] += 1
 
 
 def record_crawl(*, route: str, status: int) -> None:
@@ -35,8 +37,9 @@ def summary_lines() -> list[str]:
     if api_examples:
         per_actor = ", ".join(f"{actor} {count}" for actor, count in sorted(api_examples.items()))
         lines.append(
-            f"schemathesis: {len(api_operations)} operations x actors = {len(api_cells)} cells, "
-            f"{sum(api_examples.values())} requests ({per_actor}), {api_checks} checks run"
+            f"schemathesis: {len(api_operations)} operations x {len(api_examples)} actors = {len(api_cells)} cells, "
+            f"{sum(api_examples.values())} requests ({per_actor}; at least {min(api_cells.values())} per cell), "
+            f"{api_checks} checks run"
         )
     if stateful_scenarios:
         lines.append(
@@ -46,4 +49,6 @@ def summary_lines() -> list[str]:
     if crawl_requests:
         statuses = ", ".join(f"{status}: {count}" for status, count in sorted(crawl_statuses.items()))
         lines.append(f"hostile crawl: {len(crawl_routes)} HTML routes, {crawl_requests} requests ({statuses})")
+    if not api_examples and api_checks:
+        lines.append(f"schemathesis checks run: {api_checks}")
     return lines

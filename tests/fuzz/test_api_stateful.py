@@ -44,7 +44,7 @@ def test_the_document_links_its_operations() -> None:
 
 @pytest.mark.parametrize("actor", ACTORS)
 def test_stateful(actor: str, scene: Scene) -> None:
-    world_enter(scene, actor)
+    world_enter(scene, actor, stateful=True)
     try:
         ShopWorkflow.run(
             settings=settings(

@@ -162,9 +162,9 @@ def _form_fields(html: str) -> list[str]:
     return sorted({name for name in _FIELD.findall(html) if name != "csrfmiddlewaretoken"})
 
 
-def check_answer(response: Any, what: str) -> None:
+def check_answer(response: Any, what: str, route: RouteInfo) -> None:
     status = response.status_code
-    stats.record_crawl(route=what.split(" ", 2)[1], status=status)
+    stats.record_crawl(route=route.key, status=status)
     body = b"" if getattr(response, "streaming", False) else response.content
     assert status < 500, f"{what} -> {status}: {body[:400]!r}"
     if status >= 400:
@@ -214,22 +214,22 @@ def test_junk_never_gets_a_server_error(route: RouteInfo, world: World) -> None:
         client = _client(user)
         path = _path_for(route, world)
         page = client.get(path)
-        check_answer(page, f"GET {path} as {actor}")
+        check_answer(page, f"GET {path} as {actor}", route)
         fields = _form_fields(page.content.decode(errors="replace")) if page.status_code == 200 else []
         token = CSRF_SECRET
         for value in values:
             names = draw.sample(QUERY_NAMES, k=6)
             query = "&".join(f"{name}={value}" for name in names) + f"&{value}={value}"
-            check_answer(client.get(path, QUERY_STRING=query), f"GET {path}?{query[:80]} as {actor}")
+            check_answer(client.get(path, QUERY_STRING=query), f"GET {path}?{query[:80]} as {actor}", route)
             form = "&".join(f"{name}={value}" for name in [*fields, draw.choice(QUERY_NAMES)])
             body = f"csrfmiddlewaretoken={token}&{form}"
             posted = client.post(path, body, content_type="application/x-www-form-urlencoded")
-            check_answer(posted, f"POST {path} [{form[:80]}] as {actor}")
+            check_answer(posted, f"POST {path} [{form[:80]}] as {actor}", route)
         if route.kwargs:
             kind = "int" if "<int:" in route.route else "slug"
             for junk in PATH_JUNK[kind][: max(1, LEVEL.crawl_values // 2)]:
                 junk_path = _path_for(route, world, junk=junk)
-                check_answer(client.get(junk_path), f"GET {junk_path[:120]} as {actor}")
+                check_answer(client.get(junk_path), f"GET {junk_path[:120]} as {actor}", route)
         for method in ("PUT", "DELETE"):
             answer = client.generic(method, path, f"csrfmiddlewaretoken={token}&x={values[0]}")
-            check_answer(answer, f"{method} {path} as {actor}")
+            check_answer(answer, f"{method} {path} as {actor}", route)

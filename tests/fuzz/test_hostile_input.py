@@ -20,7 +20,7 @@ from django.core.signals import got_request_exception
 from django.test import Client, override_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from orders.models import Order
 from tests.authorization.scene import Scene
 from tests.capacity.infra import AppServer
 from tests.factories import UserFactory
@@ -111,10 +111,18 @@ def test_nesting_just_inside_the_bound_is_parsed_and_judged_by_the_serializer(sc
 
 
 def test_a_lone_surrogate_is_a_400_not_a_psycopg_error(scene: Scene) -> None:
-    body = '{"username": "x\\ud800", "email": "x@example.com", "password": "Sturdy-pass-42"}'
-    response = Client().post("/api/v1/auth/register/", body, content_type="application/json")
+    order = {
+        "lines": [{"product_id": scene.product.pk, "quantity": 1}],
+        "shipping_address": {"name": "A", "line1": "1 Main St", "city": "Berlin", "postal_code": "1", "country": "DE"},
+        "note": "PLACEHOLDER",
+    }
+    # DRF's CharField refuses surrogates itself; the parser refuses them before any field (and in keys, and in
+    # fields that are not CharFields), so none reaches psycopg, which cannot encode them.
+    body = json.dumps(order).replace("PLACEHOLDER", "\\ud800")
+    client = _client_for("/api/v1/orders/", scene)
+    response = client.post("/api/v1/orders/", body, content_type="application/json", headers={"Idempotency-Key": "s"})
     assert_problem(response, 400, "invalid_characters")
-    assert not User.objects.filter(email="x@example.com").exists()
+    assert not Order.objects.filter(idempotency_key="s").exists()
 
 
 # --- A tampered pagination cursor, on every list, staff lists included -----------------------------------------
@@ -268,3 +276,90 @@ def test_under_gunicorn_with_debug_a_crash_is_problem_json_and_reaches_sentry() 
     finally:
         server.stop()
         receiver.stop()
+
+
+# --- Wrong content types, wrong methods, junk credentials and ids, on every operation ---------------------------
+
+WRONG_BODIES = {
+    "text/plain": ("text/plain", b'{"a": 1}'),
+    "form": ("application/x-www-form-urlencoded", b"a=1&b=2"),
+    "multipart": (
+        "multipart/form-data; boundary=xyz",
+        b"--xyz\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--xyz--",
+    ),
+    "xml": ("application/xml", b"<a>1</a>"),
+    "not UTF-8": ("application/json", b'{"a": "\xff\xfe"}'),
+    "a decompressing charset": ("application/json; charset=bz2_codec", b"BZh91AY&SY"),
+    "JSON that is not an object": ("application/json", b"[1, 2, 3]"),
+    "NaN": ("application/json", b'{"quantity": NaN}'),
+}
+# Not refused everywhere: an unknown charset is ignored (Django falls back to UTF-8), and an empty body is a
+# valid no-op PATCH of a staff product. Never a 5xx, though, and an error is a problem.
+ODD_BODIES = {
+    "an unknown charset": ("application/json; charset=klingon", b"{}"),
+    "empty": ("application/json", b""),
+}
+JUNK_AUTHORIZATION = [
+    "Bearer",
+    "Bearer ",
+    "Bearer " + "x" * 10_000,
+    "Basic YWxpY2U6cHc=",
+    "Bearer a b",
+    "Token abc",
+    "\u00e9",
+]
+
+
+@pytest.mark.parametrize(("path", "method"), WITH_BODY, ids=[f"{method} {path}" for path, method in WITH_BODY])
+@pytest.mark.parametrize("kind", list(WRONG_BODIES), ids=list(WRONG_BODIES))
+def test_a_wrong_body_is_a_4xx_problem(path: str, method: str, kind: str, scene: Scene) -> None:
+    content_type, body = WRONG_BODIES[kind]
+    response = _client_for(path, scene).generic(
+        method, _url(path, scene), body, content_type=content_type, headers={"Idempotency-Key": kind, "If-Match": '"1"'}
+    )
+    assert 400 <= response.status_code < 500, response.content[:300]
+    assert response["Content-Type"] == PROBLEM
+
+
+@pytest.mark.parametrize(("path", "method"), WITH_BODY, ids=[f"{method} {path}" for path, method in WITH_BODY])
+@pytest.mark.parametrize("kind", list(ODD_BODIES), ids=list(ODD_BODIES))
+def test_an_odd_body_is_never_a_5xx(path: str, method: str, kind: str, scene: Scene) -> None:
+    content_type, body = ODD_BODIES[kind]
+    response = _client_for(path, scene).generic(
+        method, _url(path, scene), body, content_type=content_type, headers={"Idempotency-Key": kind, "If-Match": '"1"'}
+    )
+    assert response.status_code < 500, response.content[:300]
+    if response.status_code >= 400:
+        assert response["Content-Type"] == PROBLEM
+
+
+@pytest.mark.parametrize("path", sorted(DOCUMENT["paths"]))
+def test_every_undocumented_method_is_a_405_problem_with_allow(path: str, scene: Scene) -> None:
+    documented = {method.upper() for method in DOCUMENT["paths"][path]}
+    client = _client_for(path, scene)
+    for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"} - documented):
+        response = client.generic(method, _url(path, scene), b"{}", content_type="application/json")
+        assert_problem(response, 405, "method_not_allowed")
+        assert documented <= {allowed.strip() for allowed in response["Allow"].split(",")}
+
+
+@pytest.mark.parametrize("path", sorted(DOCUMENT["paths"]))
+@pytest.mark.parametrize("authorization", JUNK_AUTHORIZATION, ids=range(len(JUNK_AUTHORIZATION)))
+def test_junk_credentials_are_a_4xx_problem_everywhere(path: str, authorization: str, scene: Scene) -> None:
+    method = "get" if "get" in DOCUMENT["paths"][path] else next(iter(DOCUMENT["paths"][path]))
+    client = Client(HTTP_AUTHORIZATION=authorization)
+    response = client.generic(method.upper(), _url(path, scene), b"{}", content_type="application/json")
+    assert response.status_code < 500, response.content[:300]
+    if response.status_code >= 400:
+        assert response["Content-Type"] == PROBLEM
+
+
+@pytest.mark.parametrize("junk", ["99999999999999999999999", "9223372036854775808", "0", "00001"])
+def test_ids_past_every_integer_type_are_a_404(junk: str, scene: Scene) -> None:
+    for path in DOCUMENT["paths"]:
+        if "{" not in path:
+            continue
+        url = path.replace("{order_id}", junk).replace("{product_id}", junk)
+        response = _client_for(path, scene).get(url)
+        assert response.status_code in {404, 405}, (url, response.content[:200])
+        assert response["Content-Type"] == PROBLEM
