@@ -6,7 +6,7 @@ If-Match, Idempotency-Key, Retry-After). Writing those by hand per operation dri
 so `ShopAutoSchema` derives them from the view itself:
 
     what the view declares                              what the document then says
-    any operation                                       400 (malformed query, NUL, bad cursor), 413, 503
+    any operation                                       400 (malformed query, NUL), 406, 413, 503
     an authentication class (JWT)                       401 (a bad or expired token, or none where required)
     a permission beyond IsAuthenticated (IsStaff)       403
     a path parameter                                    404
@@ -253,7 +253,8 @@ class ShopAutoSchema(AutoSchema):
                 "schema": {"type": "string", "pattern": TEXT_PATTERN},
                 "description": (
                     "Your id for this request, echoed back when it matches "
-                    f"`{REQUEST_ID_PATTERN}`; anything else is replaced by a fresh id, never refused."
+                    f"`{REQUEST_ID_PATTERN}`; anything else is replaced by a fresh id (only a NUL is refused, "
+                    "as in any header)."
                 ),
             }
         )

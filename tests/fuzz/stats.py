@@ -8,6 +8,7 @@ api_operations: set[str] = set()
 api_cells: Counter[tuple[str, str]] = Counter()  # (operation, actor) -> requests of the fuzzing pass
 api_examples: Counter[str] = Counter()  # per actor, fuzzing pass
 api_checks = 0  # every check run on every response, both passes
+api_check_names: set[str] = set()
 stateful_steps: Counter[str] = Counter()  # per actor
 stateful_scenarios: Counter[str] = Counter()
 crawl_routes: set[str] = set()
@@ -15,9 +16,10 @@ crawl_requests = 0
 crawl_statuses: Counter[int] = Counter()
 
 
-def record_api(*, operation: str, actor: str, checks: int, stateful: bool) -> None:
+def record_api(*, operation: str, actor: str, checks: list[str], stateful: bool) -> None:
     global api_checks
-    api_checks += checks
+    api_checks += len(checks)
+    api_check_names.update(checks)
     if stateful:
         return  # counted per step by the state machine
     api_operations.add(operation)
@@ -41,6 +43,7 @@ def summary_lines() -> list[str]:
             f"{sum(api_examples.values())} requests ({per_actor}; at least {min(api_cells.values())} per cell), "
             f"{api_checks} checks run"
         )
+        lines.append(f"schemathesis checks: {len(api_check_names)} kinds ({', '.join(sorted(api_check_names))})")
     if stateful_scenarios:
         lines.append(
             f"schemathesis stateful: {sum(stateful_scenarios.values())} scenarios, "

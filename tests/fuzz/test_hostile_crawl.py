@@ -35,6 +35,7 @@ from tests.authorization.routes import RouteInfo, project_routes
 from tests.authorization.scene import Scene, build_scene, delete_scene
 from tests.factories import TEST_PASSWORD, UserFactory
 from tests.fuzz import stats
+from tests.fuzz.junk import JUNK
 from tests.fuzz.levels import SEED, fuzz_level
 
 pytestmark = pytest.mark.django_db
@@ -42,23 +43,6 @@ pytestmark = pytest.mark.django_db
 LEVEL = fuzz_level()
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
-# Raw (already percent-encoded) values, so the crawl can send what no well-behaved client would.
-JUNK: dict[str, list[str]] = {
-    "nul": ["%00", "a%00b", "%00" * 20],
-    "huge number": ["9" * 400, "99999999999999999999", "1e309", "2147483648", "9223372036854775808"],
-    "negative number": ["-1", "-99999999999999999999", "-0", "-9223372036854775809"],
-    "10,000 characters": ["a" * 10_000, "%41" * 3_400],
-    "bad percent-encoding": ["%E0%A4%A", "%", "%zz", "%ff%fe", "%C0%AF", "%ED%A0%80", "%%%", "%u0041"],
-    "unicode": ["%F0%9F%98%80", "%E2%80%AE%E2%80%8Bx", "a" + "%CC%81" * 60, "%EF%BB%BF", "%C3%BC"],
-    "markup and injection": [
-        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
-        "%27%20OR%201%3D1--",
-        "..%2F..%2Fetc%2Fpasswd",
-        "%0D%0ASet-Cookie%3A%20x%3Dy",
-        "%7B%7B7*7%7D%7D",
-    ],
-    "wrong types": ["", "[]", "%7B%7D", "true", "null", "NaN", "0x10", "1.5", "1,2", "%20%20"],
-}
 # What the shop's pages and the admin read from the query string, and a few nobody reads.
 QUERY_NAMES = [
     "q", "page", "next", "status", "placed", "category", "centre", "cursor", "page_size", "o", "p", "e", "all",

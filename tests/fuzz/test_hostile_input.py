@@ -25,6 +25,7 @@ from tests.authorization.scene import Scene
 from tests.capacity.infra import AppServer
 from tests.factories import UserFactory
 from tests.fuzz.conftest import live_app_env
+from tests.fuzz.junk import JUNK
 from tests.fuzz.urls import CRASH_MESSAGE
 from tests.observability.sentry_receiver import SentryReceiver, exception_types
 
@@ -363,3 +364,20 @@ def test_ids_past_every_integer_type_are_a_404(junk: str, scene: Scene) -> None:
         response = _client_for(path, scene).get(url)
         assert response.status_code in {404, 405}, (url, response.content[:200])
         assert response["Content-Type"] == PROBLEM
+
+
+GETS = [path for path, method, _ in _operations(DOCUMENT) if method == "GET"]
+
+
+@pytest.mark.parametrize("path", GETS)
+def test_junk_query_strings_on_every_api_read_are_never_a_5xx(path: str, scene: Scene) -> None:
+    """The crawl's junk (bad percent-encoding, NUL, 10,000 characters, ...) in every parameter of the API's
+    reads, raw, as no client library would send it. The crawl covers the HTML routes the same way."""
+    names = [p["name"] for p in DOCUMENT["paths"][path]["get"].get("parameters", []) if p["in"] == "query"]
+    client = _client_for(path, scene)
+    for value in (value for values in JUNK.values() for value in values):
+        query = "&".join(f"{name}={value}" for name in [*names, "x"])
+        response = client.get(_url(path, scene), QUERY_STRING=query)
+        assert response.status_code < 500, (query[:100], response.content[:200])
+        if response.status_code >= 400:
+            assert response["Content-Type"] == PROBLEM
