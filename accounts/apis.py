@@ -15,14 +15,11 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts.models import User
+from accounts.models import NEW_PASSWORD_MAX_LENGTH, PASSWORD_MAX_LENGTH, USERNAME_MAX_LENGTH, User
 from accounts.services import user_register
 from core.errors import ApplicationError
 from core.serializers import StrictInputSerializer
 
-# Bad input: a username longer than the column reached django-axes, which writes it into a varchar(255)
-# (a 500). Nothing longer than a username can be one, so it is a 400 before authentication starts.
-USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length or 150
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@+-]{3,150}\Z"
 # An address Django's EmailValidator accepts, spelled as a pattern the OpenAPI document can carry: `format:
 # email` means something different to every validator, so a client and this server would disagree.
@@ -34,10 +31,6 @@ EMAIL_PATTERN = (
 def django_accepts_email(value: str) -> None:
     # Belt and braces: the pattern is meant to be a subset of what Django accepts; this keeps it honest.
     validate_email(value)
-
-
-# Resource exhaustion: argon2 hashes whatever it is given; a 256 KiB "password" costs CPU, not a match.
-PASSWORD_MAX_LENGTH = 4096
 
 
 class RegisterApi(APIView):
@@ -60,7 +53,9 @@ class RegisterApi(APIView):
             validators=[django_accepts_email],
             error_messages={"invalid": "Enter a valid e-mail address."},
         )
-        password = serializers.CharField(min_length=8, max_length=128, write_only=True, trim_whitespace=False)
+        password = serializers.CharField(
+            min_length=8, max_length=NEW_PASSWORD_MAX_LENGTH, write_only=True, trim_whitespace=False
+        )
 
     class RegisteredUserSerializer(serializers.Serializer[User]):
         id = serializers.IntegerField()
@@ -79,6 +74,8 @@ class RegisterApi(APIView):
 class CredentialsInputSerializer(StrictInputSerializer, TokenObtainPairSerializer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Bad input: a username longer than the column reached django-axes, which writes it into a varchar(255)
+        # (a 500). Nothing longer than a username can be one, so it is a 400 before authentication starts.
         self.fields[self.username_field] = serializers.CharField(write_only=True, max_length=USERNAME_MAX_LENGTH)
         self.fields["password"] = serializers.CharField(
             write_only=True, max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, style={"input_type": "password"}

@@ -10,17 +10,13 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.validators import MaxLengthValidator
 
-from accounts.models import User
-
-USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length or 150
-# Resource exhaustion: the password hasher works on whatever it is given; nobody's password is this long.
-PASSWORD_MAX_LENGTH = 4096
+from accounts.models import NEW_PASSWORD_MAX_LENGTH, PASSWORD_MAX_LENGTH, USERNAME_MAX_LENGTH
 
 
 class SignupForm(forms.Form):
     username = forms.CharField(
         label="Username",
-        max_length=150,
+        max_length=USERNAME_MAX_LENGTH,
         # Look-alike accounts: ASCII only, like the API ("alice" spelled with a Cyrillic "a" looks the same).
         validators=[ASCIIUsernameValidator()],
         help_text="Letters a-z, digits and @/./+/-/_ only.",
@@ -30,7 +26,7 @@ class SignupForm(forms.Form):
     password = forms.CharField(
         label="Password",
         strip=False,
-        max_length=128,  # as at the API's register endpoint
+        max_length=NEW_PASSWORD_MAX_LENGTH,
         help_text="At least 8 characters; not only digits, not a common password.",
         widget=forms.PasswordInput({"autocomplete": "new-password"}),
     )

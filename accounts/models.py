@@ -3,6 +3,10 @@ from django.db import models
 from django.db.models.functions import Lower
 
 USERNAME_CI_UNIQUE = "accounts_user_username_lower_unique"
+USERNAME_MAX_LENGTH = 150  # AbstractUser's column; the login forms and the token endpoint check it first
+# Resource exhaustion: the password hasher works on whatever it is given; nobody's password is this long.
+PASSWORD_MAX_LENGTH = 4096
+NEW_PASSWORD_MAX_LENGTH = 128  # what sign-up (web and API) accepts for a new password
 
 
 class User(AbstractUser):
