@@ -193,14 +193,16 @@ class ErrorAnswersMiddleware:
         return response
 
 
-# Headers a rewritten error keeps: what the client needs to retry, authenticate or correlate.
-_KEPT_HEADERS = ("Retry-After", "Allow", "WWW-Authenticate", "X-Request-ID", "Server-Timing", "Vary")
+# A rewritten error keeps every header but its own body's (Retry-After, Allow, WWW-Authenticate, the CSP and
+# security headers the inner middleware set...), and its cookies.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
 def _with_kept_headers(rewritten: HttpResponse, original: HttpResponse) -> HttpResponse:
-    for name in _KEPT_HEADERS:
-        if name in original:
-            rewritten[name] = original[name]
+    for name, value in original.items():
+        if name.lower() not in _BODY_HEADERS:
+            rewritten[name] = value
+    rewritten.cookies = original.cookies
     return rewritten
 
 

@@ -259,6 +259,16 @@ def test_under_debug_a_wrong_method_is_a_problem_json_405() -> None:
     assert "GET" in response["Allow"]
 
 
+def test_a_rewritten_error_keeps_the_security_headers() -> None:
+    # Django's empty 405 (require_GET) becomes the shop's page, outside the middleware that set these.
+    page = Client().post("/healthz")
+    assert page.status_code == 405
+    assert 'class="brand"' in page.content.decode()
+    assert page["Allow"] == "GET"
+    assert "script-src 'self'" in page["Content-Security-Policy"]
+    assert page["X-Content-Type-Options"] == "nosniff"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_under_gunicorn_with_debug_a_crash_is_problem_json_and_reaches_sentry() -> None:
     """The same, end to end: `make run`'s DEBUG=true under gunicorn, the real Sentry SDK, a local receiver."""
