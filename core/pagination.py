@@ -26,6 +26,7 @@ from core.serializers import TEXT_PATTERN
 
 INVALID_CURSOR = "This cursor is not one the API handed out; start again from the first page."
 # What encode_cursor() writes: standard base64 (an empty `?cursor=` is the first page, as no cursor is).
+_DIGITS = re.compile(r"[0-9]{1,9}")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
@@ -106,10 +107,10 @@ class CursorPagination(pagination.CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        try:
-            size = int(raw)
-        except ValueError:
-            raise ValidationError({"page_size": ["Must be a whole number."]}) from None
+        # int() also takes " 5", "+5" and an Arabic-Indic five (U+0665); the document says digits, so do we.
+        if not _DIGITS.fullmatch(raw):
+            raise ValidationError({"page_size": ["Must be a whole number."]})
+        size = int(raw)
         # Unbounded list: a page_size of 10,000 is refused, not silently served.
         if not 1 <= size <= self.max_page_size:
             raise ValidationError({"page_size": [f"Must be between 1 and {self.max_page_size}."]})
