@@ -14,7 +14,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
 export RUN_DIR
 
-.PHONY: help install services migrate seed run test lint typecheck pytest format clean alert-rules k8s k8s-rules compose-smoke loadtest loadtest-stress bench bench-scale
+.PHONY: help install services migrate seed run test lint typecheck pytest fuzz format clean alert-rules k8s k8s-rules compose-smoke loadtest loadtest-stress bench bench-scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ typecheck: install ## mypy with django-stubs
 pytest: services ## the pytest suite against PostgreSQL through PgBouncer, Redis, Celery
 	@$(STACK) packages chromium prometheus
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+fuzz: services ## the outside checks at full strength: schemathesis 200+ examples/operation + stateful, crawl, lifecycle
+	@# The same tests as in `make test`, with the bigger numbers of tests/fuzz/levels.py (SHOP_FUZZ_LEVEL=fuzz);
+	@# tests/lifecycle is the order/payment state machine (it reads the same variable).
+	SHOP_FUZZ_LEVEL=fuzz $(VENV)/bin/pytest tests/fuzz $(wildcard tests/lifecycle) $(PYTEST_ARGS)
 
 alert-rules: ## promtool: check the Prometheus config and unit-test the alert rules (deploy/observability/)
 	@$(STACK) packages prometheus

@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from accounts.forms import AdminLoginForm
 from accounts.models import User
+
+# Bad input: the admin's login form checks the username's length before django-axes stores it.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(User)

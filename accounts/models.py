@@ -1,5 +1,12 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.functions import Lower
+
+USERNAME_CI_UNIQUE = "accounts_user_username_lower_unique"
+USERNAME_MAX_LENGTH = 150  # AbstractUser's column; the login forms and the token endpoint check it first
+# Resource exhaustion: the password hasher works on whatever it is given; nobody's password is this long.
+PASSWORD_MAX_LENGTH = 4096
+NEW_PASSWORD_MAX_LENGTH = 128  # what sign-up (web and API) accepts for a new password
 
 
 class User(AbstractUser):
@@ -12,6 +19,13 @@ class User(AbstractUser):
 
     class Meta:
         db_table = "accounts_user"
+        constraints = [
+            # Look-alike accounts: "Alice" and "alice" are one name. Two sign-ups racing for it both pass any
+            # Python check; this unique index on LOWER(username) lets exactly one of them commit.
+            models.UniqueConstraint(
+                Lower("username"), name=USERNAME_CI_UNIQUE, violation_error_message="This username is taken."
+            ),
+        ]
 
     @property
     def is_email_verified(self) -> bool:

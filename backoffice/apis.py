@@ -6,9 +6,7 @@ the products of the categories they were granted. Anything outside the grants an
 
 from __future__ import annotations
 
-from typing import Any
-
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,7 +21,9 @@ from backoffice.selectors import (
 )
 from backoffice.services import staff_order_fulfil
 from core.auth import request_user
+from core.openapi import ETAG, IF_MATCH
 from core.pagination import CursorPagination
+from core.serializers import StrictInputSerializer
 from orders.apis import parse_if_match
 from orders.models import OrderStatus
 from orders.serializers import OrderOutputSerializer
@@ -75,16 +75,19 @@ class StaffProductPagination(CursorPagination):
 
 class StaffOrderListApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = StaffOrderPagination
 
-    class StaffOrderFilterSerializer(serializers.Serializer[dict[str, str]]):
-        status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-        centre = serializers.SlugField(required=False, max_length=20)
+    class StaffOrderFilterSerializer(StrictInputSerializer):
+        status = serializers.ChoiceField(choices=OrderStatus.choices, required=False, help_text="Only this status")
+        centre = serializers.SlugField(
+            required=False,
+            max_length=20,
+            trim_whitespace=False,
+            help_text="Fulfilment centre code (only granted centres match)",
+        )
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=OrderStatus.values),
-            OpenApiParameter("centre", str, description="Fulfilment centre code (only granted centres match)"),
-        ],
+        parameters=[StaffOrderFilterSerializer],
         responses=StaffOrderOutputSerializer(many=True),
         tags=[STAFF_TAG],
         summary="Orders of the fulfilment centres granted to you",
@@ -97,7 +100,7 @@ class StaffOrderListApi(APIView):
             status=filters.validated_data.get("status"),
             centre_code=filters.validated_data.get("centre"),
         )
-        paginator = StaffOrderPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(StaffOrderOutputSerializer(page, many=True).data)
 
@@ -105,7 +108,12 @@ class StaffOrderListApi(APIView):
 class StaffOrderDetailApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(responses=StaffOrderOutputSerializer, tags=[STAFF_TAG], summary="One order of a granted centre")
+    @extend_schema(
+        responses=StaffOrderOutputSerializer,
+        parameters=[ETAG],
+        tags=[STAFF_TAG],
+        summary="One order of a granted centre",
+    )
     def get(self, request: Request, order_id: int) -> Response:
         order = order_get_for_fulfilment(user=request_user(request), order_id=order_id)
         return Response(StaffOrderOutputSerializer(order).data, headers={"ETag": order.etag})
@@ -117,6 +125,7 @@ class StaffOrderFulfilApi(APIView):
     @extend_schema(
         request=None,
         responses=StaffOrderOutputSerializer,
+        parameters=[ETAG],
         tags=[STAFF_TAG],
         summary="Mark a paid order of a granted centre as shipped (409 when it is not paid)",
     )
@@ -129,12 +138,15 @@ class StaffOrderFulfilApi(APIView):
 
 class StaffProductListApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = StaffProductPagination
 
-    class StaffProductFilterSerializer(serializers.Serializer[dict[str, str]]):
-        category = serializers.SlugField(required=False, max_length=100)
+    class StaffProductFilterSerializer(StrictInputSerializer):
+        category = serializers.SlugField(
+            required=False, max_length=100, trim_whitespace=False, help_text="Category slug (only granted ones match)"
+        )
 
     @extend_schema(
-        parameters=[OpenApiParameter("category", str, description="Category slug (only granted ones match)")],
+        parameters=[StaffProductFilterSerializer],
         responses=StaffProductOutputSerializer(many=True),
         tags=[STAFF_TAG],
         summary="Products of the categories granted to you (including inactive ones)",
@@ -145,7 +157,7 @@ class StaffProductListApi(APIView):
         products = product_list_for_catalog(
             user=request_user(request), category_slug=filters.validated_data.get("category")
         )
-        paginator = StaffProductPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(products, request, view=self)
         return paginator.get_paginated_response(StaffProductOutputSerializer(page, many=True).data)
 
@@ -153,7 +165,7 @@ class StaffProductListApi(APIView):
 class StaffProductDetailApi(APIView):
     permission_classes = [IsStaff]
 
-    class StaffProductUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
+    class StaffProductUpdateInputSerializer(StrictInputSerializer):
         # Mass assignment: the allow-list. stock_on_hand, sku, category and version in the body are ignored.
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -161,7 +173,10 @@ class StaffProductDetailApi(APIView):
         is_active = serializers.BooleanField(required=False)
 
     @extend_schema(
-        responses=StaffProductOutputSerializer, tags=[STAFF_TAG], summary="One product of a granted category"
+        responses=StaffProductOutputSerializer,
+        parameters=[ETAG],
+        tags=[STAFF_TAG],
+        summary="One product of a granted category",
     )
     def get(self, request: Request, product_id: int) -> Response:
         product = product_get_for_catalog(user=request_user(request), product_id=product_id)
@@ -170,7 +185,7 @@ class StaffProductDetailApi(APIView):
     @extend_schema(
         request=StaffProductUpdateInputSerializer,
         responses=StaffProductOutputSerializer,
-        parameters=[OpenApiParameter("If-Match", str, location=OpenApiParameter.HEADER, required=True)],
+        parameters=[IF_MATCH, ETAG],
         tags=[STAFF_TAG],
         summary="Edit a product of a granted category (If-Match: the ETag you read; 412 when stale)",
     )
@@ -178,9 +193,10 @@ class StaffProductDetailApi(APIView):
         user = request_user(request)
         # Object check first: outside your categories the product does not exist, whatever else is wrong.
         product_get_for_catalog(user=user, product_id=product_id)
-        expected_version = parse_if_match(request.headers.get("If-Match"))
+        # A malformed edit is 400 whatever its If-Match says (RFC 9110 13.2.1), as on the order API.
         payload = self.StaffProductUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        expected_version = parse_if_match(request.headers.get("If-Match"))
         updated = product_update(
             editor=user,
             product_id=product_id,

@@ -5,11 +5,14 @@ from core.throttling import throttle
 
 app_name = "cart"
 
-# Abuse: checkout POSTs count against the same per-user and per-IP write limits as the order API.
+# Abuse: every cart write (add, change, remove, checkout) counts against the same per-user and per-IP write
+# limits as the order API; a script hammering "add to cart" is a row lock and an UPDATE per request.
+writes = throttle("write_user", "write_ip")
+
 urlpatterns = [
     path("", views.cart_detail, name="detail"),
-    path("add/<int:product_id>/", views.cart_add, name="add"),
-    path("items/<int:product_id>/", views.cart_update, name="update"),
-    path("items/<int:product_id>/remove/", views.cart_remove, name="remove"),
-    path("checkout/", throttle("write_user", "write_ip")(views.checkout), name="checkout"),
+    path("add/<int:product_id>/", writes(views.cart_add), name="add"),
+    path("items/<int:product_id>/", writes(views.cart_update), name="update"),
+    path("items/<int:product_id>/remove/", writes(views.cart_remove), name="remove"),
+    path("checkout/", writes(views.checkout), name="checkout"),
 ]

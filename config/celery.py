@@ -45,6 +45,12 @@ app.conf.beat_schedule = {
         "schedule": 3600.0,
         "options": {"expires": 3600},
     },
+    # Unbounded table: expired outstanding/blacklisted JWTs (simplejwt's flushexpiredtokens, accounts/tasks.py).
+    "tokens-flush-expired": {
+        "task": "accounts.tasks.tokens_flush_expired_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
     # Silent corruption: audit the data invariants; results go to /metrics and Sentry (observability/).
     "invariants-check": {
         "task": "observability.tasks.invariants_check_task",

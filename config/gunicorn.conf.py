@@ -42,6 +42,20 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "hardened-shop"
 
 
+def pre_request(worker: object, req: object) -> None:
+    """Unread body: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is answered 413 without being read
+    (core/middleware.py). On a kept-alive connection its bytes would then sit on the socket, where gunicorn
+    drains what it can or reads them as the next request; so that answer says `Connection: close` and the
+    connection closes after it. (A Connection header from Django would be dropped: it is hop-by-hop.)"""
+    # Django's settings exist in the worker, not when gunicorn reads this file: imported here, per request.
+    from django.conf import settings
+
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    declared = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")  # type: ignore[attr-defined]
+    if limit is not None and declared.isdigit() and int(declared) > limit:
+        req.must_close = True  # type: ignore[attr-defined]
+
+
 def child_exit(server: object, worker: object) -> None:
     """Metrics across workers: a dead worker's live gauges leave the sum (observability/metrics.py)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
@@ -40,7 +41,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 DEMO_MODE = env_bool("DEMO_MODE", False)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the shop's site (core/admin.py): bad ids and an empty _to_field are refused, not 500s.
+    "core.apps.ShopAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "guardian",
     "axes",
+    "csp",
     "core",
     "accounts",
     "shop",
@@ -71,10 +74,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
+    # Strangers: every error answer is the shop's own - problem+json on the API (DEBUG pages and unmatched URLs
+    # included), the shop's page for HTML where Django's would be empty (405).
+    "core.middleware.ErrorAnswersMiddleware",
     "core.middleware.ServerTimingMiddleware",
     # No observability: one JSON access line and the request metrics per request (sees the query counter).
     "observability.middleware.AccessLogMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
+    # Bad input: NUL in a path, query, form field or header is a 400 here, never a psycopg error in a view.
+    "core.middleware.UnstorableInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -86,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Injected script (XSS): the browser runs only scripts and styles served by the shop itself.
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
     # Infrastructure failure: a database or cache outage becomes a 503 page or problem, never a traceback.
@@ -223,10 +233,12 @@ REST_FRAMEWORK = {
     # Deny by default: a new API view is private until it opts into AllowAny.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Stack exhaustion / unstorable text: nesting depth and NUL/surrogates are bounded before a serializer runs.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.CursorPagination",
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The OpenAPI document states every answer an operation can give, derived from the view (core/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.ShopAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -272,6 +284,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.postprocess_links"],
 }
 
 # --- Shop rules ---------------------------------------------------------------------------------------------
@@ -366,9 +379,28 @@ USE_TZ = True
 
 # --- Security -----------------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A stale form (the session rotated, the cookie expired) gets the shop's 403 page, not Django's debug-ish one.
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Injected script (XSS): no inline scripts or styles anywhere (templates/, the admin, the Swagger UI page with
+# its self-hosted assets and separate init script), so the policy can forbid them outright. `data:` images are
+# the favicon placeholder and Swagger UI's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:

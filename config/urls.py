@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from core.health import healthz, readyz, readyz_serving
+from core.throttling import throttle
 from observability.views import metrics_view
 
 handler400 = "core.views.bad_request"
@@ -15,6 +16,9 @@ urlpatterns = [
     path("readyz/serving", readyz_serving, name="readyz-serving"),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("config.api_urls")),
+    # Brute force: the admin login counts against the same per-IP and per-username limits as the shop's login
+    # (django-axes locks the username+address out as well). Listed before admin.site.urls, so it wins.
+    path("admin/login/", throttle("login_ip", "login_username")(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("cart/", include("cart.urls")),

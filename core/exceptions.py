@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 
 from core.errors import ApplicationError
 from core.infrastructure import classify_database_error
-from core.problems import PROBLEM_CONTENT_TYPE
+from core.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +43,7 @@ def _problem(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": f"https://hardened-shop.example/problems/{code.replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **(extra or {}),
-    }
+    body = problem_body(status=status, code=code, title=title, detail=detail, retry_after=retry_after, extra=extra)
     response = Response(body, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
@@ -75,6 +69,15 @@ def _flatten_errors(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, list):
         return {"non_field_errors": [str(message) for message in detail]}
     return {"non_field_errors": [str(detail)]}
+
+
+def _detail_text(detail: Any) -> str:
+    """simplejwt's InvalidToken carries {"detail", "code", "messages"}; the client gets the sentence."""
+    if isinstance(detail, dict):
+        return str(detail.get("detail") or next(iter(detail.values()), ""))
+    if isinstance(detail, list):
+        return " ".join(str(item) for item in detail)
+    return str(detail)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -105,8 +108,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             detail = "The request has invalid fields; see errors."
             title = "Invalid request."
         else:
-            detail = str(exc.detail)
+            detail = _detail_text(exc.detail)
+            # A default_detail with a placeholder ('Unsupported media type "{media_type}"') is no title.
             title = str(exc.default_detail)
+            if "{" in title:
+                title = f"{HTTPStatus(status).phrase}."
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header

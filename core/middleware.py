@@ -1,19 +1,22 @@
-"""Cross-cutting middleware: request ids, Server-Timing, body size caps, and 503 instead of tracebacks."""
+"""Cross-cutting middleware: request ids, Server-Timing, body size caps, refusal of unstorable input,
+problem+json for every API error, and 503 instead of tracebacks."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
 from core.infrastructure import classify_database_error
-from core.problems import problem_response
+from core.problems import PROBLEM_CONTENT_TYPE, problem_response
 from core.request_context import accept_request_id, current_request_id
 
 logger = logging.getLogger(__name__)
@@ -102,6 +105,129 @@ class BodySizeLimitMiddleware:
                 )
             return bare_page("errors/413.html", detail, status=413)
         return self.get_response(request)
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _holds_nul(values: Iterable[str]) -> bool:
+    return any("\x00" in value for value in values)
+
+
+def _query_and_form_texts(request: HttpRequest) -> Iterable[str]:
+    yield request.path
+    for key, values in request.GET.lists():
+        yield key
+        yield from values
+    # Web forms only: an API body is JSON, checked by its parser (core/parsers.py); reading a multipart body
+    # here would leave DRF nothing to read.
+    if request.method == "POST" and not request.path.startswith("/api/") and request.content_type in _FORM_TYPES:
+        for key, values in request.POST.lists():
+            yield key
+            yield from values
+
+
+class UnstorableInputMiddleware:
+    """Bad input: the one boundary where text PostgreSQL cannot store is refused with 400, for every page
+    and every endpoint, before a view or a form sends it to the database.
+
+    A NUL byte in the web search, a query parameter, a form field or a header (an Idempotency-Key, say) made
+    psycopg raise inside the view: a 500, and a Sentry event, per request. Here it is a 400 (the shop's
+    page, or problem+json for the API). Too many form fields (DATA_UPLOAD_MAX_NUMBER_FIELDS) get the same
+    answer instead of escaping as SuspiciousOperation from the first view that reads them.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            refused = _holds_nul(_query_and_form_texts(request)) or _holds_nul(
+                str(value) for name, value in request.META.items() if name.startswith("HTTP_")
+            )
+        except SuspiciousOperation as error:
+            return bad_request_response(request, code="malformed_request", detail=f"The request was refused: {error}")
+        if refused:
+            detail = "The request contains a NUL character, which is never valid here."
+            return bad_request_response(request, code="invalid_characters", detail=detail)
+        return self.get_response(request)
+
+
+def bad_request_response(request: HttpRequest, *, code: str, detail: str) -> HttpResponse:
+    if wants_problem_json(request):
+        return problem_response(status=400, code=code, title="Bad request.", detail=detail)
+    return bare_page("errors/400.html", detail, status=400)
+
+
+# Headers a rewritten error keeps: what the client needs to retry, authenticate or correlate.
+_KEPT_HEADERS = ("Retry-After", "Allow", "WWW-Authenticate", "X-Request-ID", "Server-Timing", "Vary")
+
+
+class ErrorAnswersMiddleware:
+    """Last resort: every error answer is the shop's own, whoever produced it.
+
+    The API (and any request that asks for JSON, like the order status poll) always gets problem+json.
+    DRF's handler (core/exceptions.py) covers what a view raises; what it cannot see comes out of Django: an
+    unhandled exception (Django logs it and sends got_request_exception, so Sentry records it, then renders a
+    500 - under DEBUG=true, as `make run` has it, the HTML debug page), a URL that matches no route (the DEBUG
+    404 page), a refusal from middleware. Sitting outside all of them, this turns any error answer that is not
+    problem+json into one with the same status, after the logging and Sentry have happened.
+
+    HTML gets the shop's error page where Django answers with an empty body (the 405 of @require_POST and
+    friends), so a stranger never sees a blank page.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400:
+            return response
+        if wants_problem_json(request):
+            if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+                return response
+            return _with_kept_headers(problem_for_status(response.status_code), response)
+        if not getattr(response, "streaming", False) and not response.content.strip() and request.method != "HEAD":
+            return _with_kept_headers(error_page_for_status(request, response.status_code), response)
+        return response
+
+
+# A rewritten error keeps every header but its own body's (Retry-After, Allow, WWW-Authenticate, the CSP and
+# security headers the inner middleware set...), and its cookies.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def _with_kept_headers(rewritten: HttpResponse, original: HttpResponse) -> HttpResponse:
+    for name, value in original.items():
+        if name.lower() not in _BODY_HEADERS:
+            rewritten[name] = value
+    rewritten.cookies = original.cookies
+    return rewritten
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_for_status(status: int) -> HttpResponse:
+    phrase = _phrase(status)
+    code = "server_error" if status >= 500 else phrase.lower().replace(" ", "_").replace("-", "_")
+    title = "Something went wrong on our side." if status >= 500 else f"{phrase}."
+    return problem_response(status=status, code=code, title=title)
+
+
+_PAGES = {403: "errors/403.html", 404: "errors/404.html", 413: "errors/413.html", 429: "errors/429.html"}
+
+
+def error_page_for_status(request: HttpRequest, status: int) -> HttpResponse:
+    detail = f"This page does not take a {request.method} request." if status == 405 else f"{_phrase(status)}."
+    if status >= 500:
+        return bare_page("errors/500.html", "Something went wrong on our side.", status=status)
+    return bare_page(_PAGES.get(status, "errors/400.html"), detail, status=status)
 
 
 class ServiceUnavailableMiddleware:

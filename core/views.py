@@ -36,3 +36,11 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     return _error(request, 500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """settings.CSRF_FAILURE_VIEW: a form older than the session it was rendered for (or forged)."""
+    detail = "This form has expired. Go back, reload the page and send it again."
+    if wants_problem_json(request):
+        return problem_response(status=403, code="csrf_failed", title="Forbidden.", detail=detail)
+    return bare_page("errors/403.html", detail, status=403)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -14,7 +14,9 @@ from rest_framework.views import APIView
 
 from core.auth import request_user
 from core.errors import PreconditionFailed, PreconditionRequired
+from core.openapi import ETAG, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, IF_MATCH, LOCATION
 from core.pagination import CursorPagination
+from core.serializers import StrictInputSerializer
 from idempotency.services import (
     check_idempotency_key,
     idempotency_claim,
@@ -52,34 +54,24 @@ class OrderPagination(CursorPagination):
 
 
 class OrderListCreateApi(APIView):
-    class FilterSerializer(serializers.Serializer[dict[str, str]]):
-        status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    pagination_class = OrderPagination
 
-    @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=OrderStatus.values)],
-        responses=OrderOutputSerializer(many=True),
-        tags=["orders"],
-    )
+    class FilterSerializer(StrictInputSerializer):
+        status = serializers.ChoiceField(choices=OrderStatus.choices, required=False, help_text="Only this status")
+
+    @extend_schema(parameters=[FilterSerializer], responses=OrderOutputSerializer(many=True), tags=["orders"])
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = order_list_for_customer(customer=request_user(request), status=filters.validated_data.get("status"))
-        paginator = OrderPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
 
     @extend_schema(
         request=OrderCreateInputSerializer,
         responses={201: OrderOutputSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                location=OpenApiParameter.HEADER,
-                required=True,
-                description=("1-255 characters, one per intended order; kept 24 hours (see the API description)."),
-            )
-        ],
+        parameters=[IDEMPOTENCY_KEY, ETAG, LOCATION, IDEMPOTENT_REPLAYED],
         tags=["orders"],
     )
     def post(self, request: Request) -> HttpResponse:
@@ -123,21 +115,23 @@ class OrderListCreateApi(APIView):
 
 
 class OrderDetailApi(APIView):
-    @extend_schema(responses=OrderOutputSerializer, tags=["orders"])
+    @extend_schema(responses=OrderOutputSerializer, parameters=[ETAG], tags=["orders"])
     def get(self, request: Request, order_id: int) -> Response:
         return _order_response(order_get_for_customer(customer=request_user(request), order_id=order_id))
 
     @extend_schema(
         request=OrderUpdateInputSerializer,
         responses=OrderOutputSerializer,
-        parameters=[OpenApiParameter("If-Match", str, location=OpenApiParameter.HEADER, required=True)],
+        parameters=[IF_MATCH, ETAG],
         tags=["orders"],
     )
     def patch(self, request: Request, order_id: int) -> Response:
         order = order_get_for_customer(customer=request_user(request), order_id=order_id)
-        expected_version = parse_if_match(request.headers.get("If-Match"))
+        # A malformed request is 400 whatever its If-Match says (RFC 9110 13.2.1: preconditions are ignored
+        # when the request would fail without them); only a valid edit is then checked against the ETag.
         payload = OrderUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        expected_version = parse_if_match(request.headers.get("If-Match"))
         updated = order_update_details(
             order=order,
             expected_version=expected_version,
@@ -148,7 +142,7 @@ class OrderDetailApi(APIView):
 
 
 class OrderCancelApi(APIView):
-    @extend_schema(request=None, responses=OrderOutputSerializer, tags=["orders"])
+    @extend_schema(request=None, responses=OrderOutputSerializer, parameters=[ETAG], tags=["orders"])
     def post(self, request: Request, order_id: int) -> Response:
         order = order_get_for_customer(customer=request_user(request), order_id=order_id)
         order_cancel(order=order)

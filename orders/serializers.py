@@ -3,32 +3,47 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.serializers import StrictInputSerializer
 from orders.models import Order, OrderLine
 from orders.services import LineRequest, ShippingAddress
 
+# The largest id PostgreSQL's bigint holds: a larger "product_id" is documented (and refused) as invalid.
+MAX_ID = 2**63 - 1
 
-class ShippingAddressSerializer(serializers.Serializer[dict[str, str]]):
+
+class ShippingAddressSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=200)
     line1 = serializers.CharField(max_length=200)
     line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     city = serializers.CharField(max_length=100)
     postal_code = serializers.CharField(max_length=20)
+    # Not trimmed: the pattern is checked on exactly what was sent, as the OpenAPI document states it.
     country = serializers.RegexField(
-        r"^[A-Za-z]{2}$", max_length=2, error_messages={"invalid": "Use a 2-letter ISO code."}
+        r"^[A-Za-z]{2}$", max_length=2, trim_whitespace=False, error_messages={"invalid": "Use a 2-letter ISO code."}
     )
 
     def to_address(self, data: dict[str, str]) -> ShippingAddress:
         return ShippingAddress(**data)
 
 
-class OrderLineInputSerializer(serializers.Serializer[dict[str, int]]):
-    product_id = serializers.IntegerField(min_value=1)
+class ShippingAddressOutputSerializer(serializers.Serializer[dict[str, str]]):
+    name = serializers.CharField()
+    line1 = serializers.CharField()
+    line2 = serializers.CharField(allow_blank=True)
+    city = serializers.CharField()
+    postal_code = serializers.CharField()
+    country = serializers.CharField()
+
+
+class OrderLineInputSerializer(StrictInputSerializer):
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY_PER_LINE)
 
 
-class OrderCreateInputSerializer(serializers.Serializer[dict[str, Any]]):
+class OrderCreateInputSerializer(StrictInputSerializer):
     # Mass assignment: only these fields are read; status, total, customer, version in the body are ignored.
     lines = OrderLineInputSerializer(many=True, allow_empty=False, max_length=settings.ORDER_MAX_LINES)  # type: ignore[call-arg]
     shipping_address = ShippingAddressSerializer()
@@ -41,8 +56,9 @@ class OrderCreateInputSerializer(serializers.Serializer[dict[str, Any]]):
         return ShippingAddress(**self.validated_data["shipping_address"])
 
 
-class OrderUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
+class OrderUpdateInputSerializer(StrictInputSerializer):
     # Mass assignment: shipping address and note are the only editable fields.
+    at_least_one_of = ("shipping_address", "note")
     shipping_address = ShippingAddressSerializer(required=False)
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
@@ -88,5 +104,6 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(ShippingAddressOutputSerializer)
     def get_shipping_address(self, order: Order) -> dict[str, str]:
         return order.shipping_address

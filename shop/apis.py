@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import CursorPagination
+from core.serializers import StrictInputSerializer
 from shop.selectors import category_list, product_get, product_list
 from shop.serializers import CategoryOutputSerializer, ProductOutputSerializer
 
@@ -24,30 +25,31 @@ class ProductPagination(CursorPagination):
 
 class CategoryListApi(APIView):
     permission_classes = [AllowAny]
+    pagination_class = CategoryPagination
 
     @extend_schema(responses=CategoryOutputSerializer(many=True), tags=["catalog"])
     def get(self, request: Request) -> Response:
-        paginator = CategoryPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(category_list(), request, view=self)
         return paginator.get_paginated_response(CategoryOutputSerializer(page, many=True).data)
 
 
 class ProductListApi(APIView):
     permission_classes = [AllowAny]
+    pagination_class = ProductPagination
 
-    class FilterSerializer(serializers.Serializer[dict[str, str]]):
-        category = serializers.SlugField(required=False, allow_blank=True, max_length=100)
-        q = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    class FilterSerializer(StrictInputSerializer):
+        category = serializers.SlugField(
+            required=False, allow_blank=True, max_length=100, trim_whitespace=False, help_text="Category slug"
+        )
+        q = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=100,
+            help_text="Text search in the product name, or an exact SKU",
+        )
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("category", str, description="Category slug"),
-            OpenApiParameter("q", str, description="Text search in the product name, or an exact SKU"),
-            OpenApiParameter("page_size", int, description="1-100, default 20"),
-        ],
-        responses=ProductOutputSerializer(many=True),
-        tags=["catalog"],
-    )
+    @extend_schema(parameters=[FilterSerializer], responses=ProductOutputSerializer(many=True), tags=["catalog"])
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -55,7 +57,7 @@ class ProductListApi(APIView):
             category_slug=filters.validated_data.get("category") or None,
             search=filters.validated_data.get("q") or None,
         )
-        paginator = ProductPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(products, request, view=self)
         return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
 

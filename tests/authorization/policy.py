@@ -225,9 +225,9 @@ POLICY: dict[str, Route] = {
         body={"POST": lambda scene: {"refresh": scene.owner_refresh}},
     ),
     "api:logout": Route(
-        # Only the token's own user may blacklist it; someone else's refresh token is refused.
+        # Only the token's own user may blacklist it; someone else's refresh token is refused (403).
         access={
-            "POST": cells(anonymous=401, owner=204, other_customer=400, staff_without_grant=400, staff_with_grant=400)
+            "POST": cells(anonymous=401, owner=204, other_customer=403, staff_without_grant=403, staff_with_grant=403)
         },
         body={"POST": lambda scene: {"refresh": scene.owner_refresh}},
     ),
@@ -394,7 +394,16 @@ POLICY: dict[str, Route] = {
         },
         body={"POST": _product_edit_form},
     ),
-    # --- Django admin: one rule for the whole site (named and unnamed admin routes) ----------------------
+    # --- Django admin: its login page (throttled like the shop's), then one rule for the whole site -------
+    "admin-login": Route(
+        # Staff are sent on to the admin; everyone else gets the form. A customer's own credentials are no
+        # admin login: the form comes back with its error (200), for every actor.
+        access={
+            "GET": cells(anonymous=200, owner=200, other_customer=200, staff_without_grant=302, staff_with_grant=302),
+            "POST": everyone(200),
+        },
+        body={"POST": lambda scene: {"username": scene.owner.username, "password": scene.password}},
+    ),
     "admin:*": ADMIN,
     "admin/*": ADMIN,
 }

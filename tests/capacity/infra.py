@@ -289,7 +289,9 @@ class AppServer:
     """The shop under gunicorn with config/gunicorn.conf.py, in a subprocess: a real request lifecycle
     (persistent connections, close_old_connections, health checks), pointed wherever the test says."""
 
-    def __init__(self, *, env: dict[str, str], workers: int = 1, threads: int = 4) -> None:
+    def __init__(
+        self, *, env: dict[str, str], workers: int = 1, threads: int = 4, config: str = "config/gunicorn.conf.py"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="capacity-gunicorn-", suffix=".log")[1])
@@ -305,7 +307,7 @@ class AppServer:
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "-c", "config/gunicorn.conf.py"],
+                [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "-c", config],
                 cwd=ROOT,
                 env=full_env,
                 stdout=log,

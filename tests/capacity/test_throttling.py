@@ -172,3 +172,34 @@ def test_the_web_login_and_checkout_pages_are_throttled(settings: Any) -> None:
     assert first.status_code != 429
     assert second.status_code == 429
     assert int(second["Retry-After"]) >= 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("write", ["add", "update", "remove"])
+def test_every_cart_write_counts_against_the_write_limit(settings: Any, write: str) -> None:
+    """A script hammering "add to cart" is a row lock and an UPDATE per request: throttled like checkout."""
+    settings.THROTTLE_RATES.update(write_user="2/min")
+    alice = UserFactory.create(username="alice")
+    product = ProductFactory.create(stock_on_hand=50)
+    browser = Client()
+    browser.force_login(alice)
+    url = {
+        "add": f"/cart/add/{product.pk}/",
+        "update": f"/cart/items/{product.pk}/",
+        "remove": f"/cart/items/{product.pk}/remove/",
+    }[write]
+    statuses = [browser.post(url, {"quantity": 1}).status_code for _ in range(3)]
+    assert statuses[:2] == [303, 303]
+    assert statuses[2] == 429
+    assert browser.get("/cart/").status_code == 200  # looking is free
+
+
+@pytest.mark.django_db
+def test_the_admin_login_is_throttled_like_the_shops(settings: Any) -> None:
+    settings.THROTTLE_RATES.update(login_ip="2/min")
+    browser = Client()
+    logins = [
+        browser.post("/admin/login/", {"username": f"someone{n}", "password": "wrong"}).status_code for n in range(3)
+    ]
+    assert logins == [200, 200, 429]  # the form with its error twice, then the 429 page
+    assert browser.get("/admin/login/").status_code == 200  # the form itself is not counted

@@ -25,7 +25,7 @@ BEFORE_STATE = [
     BEFORE,
     ("idempotency", "0002_idempotency_key_checks"),
     ("shop", "0003_product_name_trgm_no_pending_list"),
-    ("accounts", "0002_user_verified_email"),  # the users table as it is now (the test leaves accounts alone)
+    ("accounts", "0003_username_unique_case_insensitive"),  # the users table as it is now (left alone)
 ]
 MIGRATION = importlib.import_module("orders.migrations.0003_order_stock_released_and_fingerprint")
 

@@ -46,3 +46,11 @@ def test_unknown_product_is_404_problem(api_client):
 
 def test_request_id_is_echoed(api_client):
     assert api_client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+
+
+@pytest.mark.parametrize("size", ["", " 5", "+5", "\u0665", "0", "101", "5.0", "1e1", "-1"])
+def test_page_size_is_digits_between_1_and_100_and_nothing_else(api_client, size):
+    response = api_client.get("/api/v1/products/", {"page_size": size})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["errors"]["page_size"]
