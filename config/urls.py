@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -21,3 +22,7 @@ urlpatterns = [
     path("staff/", include("backoffice.urls")),
     path("", include("shop.urls")),
 ]
+
+if settings.WORKSHOP_ENABLED:
+    # Teaching only (never in production): the failure modes' twins and the teacher page, before the catalog.
+    urlpatterns.insert(-1, path("workshop/", include("workshop.urls")))
