@@ -32,7 +32,8 @@ from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus
+from observability.invariants import STATUSES_HOLDING_STOCK
+from orders.models import Order
 from workshop.modes import mode_get
 from workshop.services import side_accounts, side_products
 from workshop.tags import SIDES, Side
@@ -74,7 +75,7 @@ def _races(seat: str, side: Side, entries: list[dict[str, Any]]) -> Counters:
         if entry["kind"] == "order" and entry.get("order_id"):
             answered[(entry["username"], entry["key"])].add(int(entry["order_id"]))
     held = side_products(seat, "races", side).annotate(
-        held=Coalesce(Sum("order_lines__quantity", filter=~Q(order_lines__order__status=OrderStatus.CANCELLED)), 0)
+        held=Coalesce(Sum("order_lines__quantity", filter=Q(order_lines__order__status__in=STATUSES_HOLDING_STOCK)), 0)
     )
     oversold = sum(max(0, p.stock_on_hand + p.held - p.stock_received) for p in held)
     return {

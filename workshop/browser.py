@@ -86,8 +86,13 @@ def spinner_check(
     attempts: int,
     patience_s: float,
     record: Callable[..., None],
+    bound_ms: int | None = None,
 ) -> dict[str, int]:
-    """`pages[side]`: the edit page's path; `cookies[side]`: a session id. Returns unresolved counts per side."""
+    """`pages[side]`: the edit page's path; `cookies[side]`: a session id. Returns unresolved counts per side.
+
+    `bound_ms` shortens a busy form's bound the way the shop's script allows (data-bound-ms), so a CI run waits on
+    the page's own timer for seconds instead of the default 15; a page without a bound ignores it.
+    """
     unresolved = dict.fromkeys(pages, 0)
     with sync_playwright() as playwright, black_hole() as hole:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -105,6 +110,10 @@ def spinner_check(
                     page.goto(pages[side])
                     page.fill("main form[method=post] [name=note]", f"browser attempt {attempt}")
                     page.eval_on_selector("main form[method=post]", "(form, url) => { form.action = url; }", hole)
+                    if bound_ms is not None:
+                        page.eval_on_selector(
+                            "main form[method=post]", "(form, ms) => { form.dataset.boundMs = String(ms); }", bound_ms
+                        )
                     state = PageState(page)
                     page.evaluate(WATCH_JS)
                     # A click that starts a navigation would wait for it; this one never ends, by design.

@@ -51,20 +51,20 @@ STANDARD: dict[str, Preset] = {
 }
 
 SMALL: dict[str, Preset] = {
-    "races": Preset(users=6, duration_s=12, spawn_rate=6, think_min_s=0.5, think_max_s=1.5),
-    "n-plus-one": Preset(users=1, duration_s=12, spawn_rate=1, think_min_s=0.5, think_max_s=1, rows_large=400),
+    "races": Preset(users=6, duration_s=8, spawn_rate=6, think_min_s=0.5, think_max_s=1.5),
+    "n-plus-one": Preset(users=1, duration_s=9, spawn_rate=1, think_min_s=0.5, think_max_s=1, rows_large=400),
     "capacity": Preset(
         users=20,
-        duration_s=15,
+        duration_s=10,
         spawn_rate=20,
         think_min_s=1,
         think_max_s=2,
         provider_latency_ms=800,
         client_timeout_s=6,
     ),
-    "authorization": Preset(users=3, duration_s=10, spawn_rate=3, think_min_s=0.5, think_max_s=1, curious=2),
-    "frontend-state": Preset(users=2, duration_s=10, spawn_rate=2, think_min_s=1, think_max_s=2, browser_attempts=1),
-    "observability": Preset(users=3, duration_s=10, spawn_rate=3, think_min_s=0.5, think_max_s=1),
+    "authorization": Preset(users=3, duration_s=6, spawn_rate=3, think_min_s=0.5, think_max_s=1, curious=2),
+    "frontend-state": Preset(users=2, duration_s=6, spawn_rate=2, think_min_s=1, think_max_s=2, browser_attempts=1),
+    "observability": Preset(users=3, duration_s=6, spawn_rate=3, think_min_s=0.5, think_max_s=1),
 }
 
 PRESETS = {"standard": STANDARD, "small": SMALL}

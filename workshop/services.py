@@ -31,14 +31,15 @@ from accounts.models import User
 from cart.models import CartItem
 from cart.services import cart_add_item
 from core.errors import Conflict
-from orders.models import Order, OrderLine, OrderStatus
+from observability.invariants import STATUSES_HOLDING_STOCK
+from orders.models import Order, OrderLine
 from orders.services import LineRequest, ShippingAddress, do_order_create, order_place
 from payments.models import Payment
 from shop.models import Category, Product
 from workshop import tags
 from workshop.models import Run, RunKind, RunStatus
 from workshop.modes import MODES, mode_get
-from workshop.presets import Preset
+from workshop.presets import Preset, preset_for
 from workshop.tags import SIDES, Side
 
 logger = logging.getLogger(__name__)
@@ -118,18 +119,20 @@ def side_products(seat: str, mode: str, side: Side) -> Any:
 
 
 def _category(seat: str, mode: str, side: Side) -> Category:
-    category, _ = Category.objects.get_or_create(
-        slug=tags.category_slug(seat, mode, side),
-        defaults={"name": f"Workshop {seat}: {MODES[mode].title} ({side})"},
+    """The side's own category (created once; one query when it exists)."""
+    slug = tags.category_slug(seat, mode, side)
+    Category.objects.bulk_create(
+        [Category(slug=slug, name=f"Workshop {seat}: {MODES[mode].title} ({side})")], ignore_conflicts=True
     )
+    category = Category.objects.filter(slug=slug).first()
+    assert category is not None, "created just above, or there before"
     return category
 
 
 def _held_units() -> Any:
-    """Units held by live orders of each product (a subquery): what stock conservation counts as sold."""
+    """Units held by live orders of each product (a subquery), counted exactly as the invariant checker does."""
     return (
-        OrderLine.objects.filter(product=OuterRef("pk"))
-        .exclude(order__status=OrderStatus.CANCELLED)
+        OrderLine.objects.filter(product=OuterRef("pk"), order__status__in=STATUSES_HOLDING_STOCK)
         .order_by()
         .values("product")
         .annotate(units=Sum("quantity"))
@@ -139,20 +142,24 @@ def _held_units() -> Any:
 
 def _products(seat: str, mode: str, side: Side, scarce_stock: int) -> list[Product]:
     category = _category(seat, mode, side)
-    for spec in PRODUCTS[mode]:
-        stock = scarce_stock if spec.stock is None else spec.stock
-        Product.objects.get_or_create(
-            sku=tags.sku(seat, mode, side, spec.number),
-            defaults={
-                "category": category,
-                "name": f"{spec.name} ({side} {seat})",
-                "slug": f"{tags.category_slug(seat, mode, side)}-{spec.number}",
-                "description": "Workshop product.",
-                "price": "9.50",
-                "stock_on_hand": stock,
-                "stock_received": stock,
-            },
-        )
+    existing = set(side_products(seat, mode, side).values_list("sku", flat=True))
+    missing = [spec for spec in PRODUCTS[mode] if tags.sku(seat, mode, side, spec.number) not in existing]
+    Product.objects.bulk_create(
+        [
+            Product(
+                category=category,
+                sku=tags.sku(seat, mode, side, spec.number),
+                name=f"{spec.name} ({side} {seat})",
+                slug=f"{tags.category_slug(seat, mode, side)}-{spec.number}",
+                description="Workshop product.",
+                price="9.50",
+                stock_on_hand=scarce_stock if spec.stock is None else spec.stock,
+                stock_received=scarce_stock if spec.stock is None else spec.stock,
+            )
+            for spec in missing
+        ],
+        ignore_conflicts=True,
+    )
     return list(side_products(seat, mode, side).order_by("id"))
 
 
@@ -401,7 +408,8 @@ def _spawn_driver(run: Run) -> None:
 
 def run_start(*, mode: str, seat: str, started_by: User | None, size: str = "standard") -> Run:
     """A bounded run in the background: the driver reports samples into the run row as it goes."""
-    run = run_create(mode=mode, seat=seat, started_by=started_by, params={"size": size})
+    params = {"size": size, "duration_s": preset_for(mode, size).duration_s}
+    run = run_create(mode=mode, seat=seat, started_by=started_by, params=params)
     _spawn_driver(run)
     return run
 

@@ -40,6 +40,7 @@ def _python(reference: str) -> Excerpt:
     target: object = importlib.import_module(module_name)
     for part in qualname.split("."):
         target = getattr(target, part)
+    target = inspect.unwrap(target)  # type: ignore[arg-type]  # a decorated view: its own file, not the decorator's
     lines, first = inspect.getsourcelines(target)  # type: ignore[arg-type]
     path = Path(inspect.getsourcefile(target) or "").resolve()  # type: ignore[arg-type]
     return Excerpt(reference, str(path.relative_to(ROOT)), first, "".join(lines).rstrip("\n"))

@@ -18,7 +18,14 @@ class RacesUser(SideUser):
     abstract = True
 
     def on_start(self) -> None:
+        # Every user, first: a double click on the scarce product, then an order from a client that did not merge
+        # its cart (one product on two lines). So each run has its duplicates, its oversold units and its orphans.
         self.double_click(self.payload([(self.scarce, 1)]))
+        self.unmerged_cart()
+
+    def unmerged_cart(self) -> None:
+        product = self.rng.choice(self.plenty)
+        self.place(self.payload([(product, 1), (product, 2)]), new_key(), "two-lines-one-product")
 
     @property
     def scarce(self) -> int:
@@ -70,6 +77,4 @@ class RacesUser(SideUser):
         elif roll < 0.85:
             self.double_click(self.payload([(self.scarce, 1)]))
         else:
-            # A client that did not merge its cart: the same product on two lines.
-            product = self.rng.choice(self.plenty)
-            self.place(self.payload([(product, 1), (product, 2)]), new_key(), "two-lines-one-product")
+            self.unmerged_cart()
