@@ -20,10 +20,15 @@ WORKSHOP_RESULTS_DIR.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import django
@@ -31,7 +36,10 @@ import django
 from loadtests.stack import database_prepare, free_port
 from workshop.stack import WorkshopStack, twin_role_ensure
 
+ROOT = Path(__file__).resolve().parent.parent
 STARTED = time.monotonic()
+# A room on one machine: at most this many private-stack runs at once (each is a dozen processes on shared CPUs).
+SLOTS = int(os.environ.get("WORKSHOP_SLOTS") or 2)
 
 
 def say(message: str) -> None:
@@ -42,8 +50,34 @@ def _results_root() -> Path:
     return Path(os.environ.get("WORKSHOP_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 
 
+@contextlib.contextmanager
+def machine_slot() -> Iterator[None]:
+    """Wait for one of SLOTS machine-wide slots (lock files in /tmp, released when this process ends)."""
+    announced = False
+    while True:
+        for number in range(SLOTS):
+            handle = open(f"/tmp/hardened-shop-workshop-slot-{number}.lock", "w")  # noqa: SIM115, S108
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield
+            finally:
+                handle.close()
+            return
+        if not announced:
+            say(f"{SLOTS} workshop runs are going on this machine; waiting for one to finish")
+            announced = True
+        time.sleep(2)
+
+
 def _private_stack(log_dir: Path) -> WorkshopStack:
-    db_name = os.environ.get("WORKSHOP_DB_NAME") or "shop_workshop"
+    # One database per clone: a room of students on one machine each run their own checks.
+    db_name = (
+        os.environ.get("WORKSHOP_DB_NAME") or f"shop_workshop_{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
+    )
     say(f"private stack: database {db_name} (migrating), shop + twins' server, Celery worker, provider, redis")
     database_prepare(db_name, fresh=os.environ.get("WORKSHOP_FRESH_DB") == "1", log=log_dir / "migrate.log")
     problem = twin_role_ensure(
@@ -84,6 +118,8 @@ def main() -> None:
     if not args.run_id and not args.mode:
         parser.error("--mode is required (or --run-id)")
 
+    # `kill` (or the teacher's Ctrl-C) stops a private stack too: SIGTERM unwinds like an exit, through `finally`.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ["WORKSHOP_ENABLED"] = "true"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     host = os.environ.get("HOST") or ""
@@ -92,28 +128,30 @@ def main() -> None:
     if not args.run_id:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
-    try:
-        if not args.run_id and not host:
-            stack = _private_stack(scratch)
-        django.setup()
-        # Imported once Django is set up: a private stack decides above which database this process talks to.
-        from workshop.scenario import run_mode
+    private = not args.run_id and not host
+    with machine_slot() if private else contextlib.nullcontext():
+        try:
+            if private:
+                stack = _private_stack(scratch)
+            django.setup()
+            # Imported once Django is set up: a private stack decides above which database this process talks to.
+            from workshop.scenario import run_mode
 
-        code = run_mode(
-            mode=args.mode,
-            run_id=args.run_id,
-            check=args.check,
-            seat=args.seat,
-            size=args.size,
-            host=host,
-            scratch=scratch,
-        )
-    except Exception as error:
-        say(f"the run could not complete: {error}")
-        code = 2
-    finally:
-        if stack is not None:
-            stack.stop()
+            code = run_mode(
+                mode=args.mode,
+                run_id=args.run_id,
+                check=args.check,
+                seat=args.seat,
+                size=args.size,
+                host=host,
+                scratch=scratch,
+            )
+        except Exception as error:
+            say(f"the run could not complete: {error}")
+            code = 2
+        finally:
+            if stack is not None:
+                stack.stop()
     sys.exit(code)
 
 

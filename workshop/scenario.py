@@ -236,6 +236,7 @@ class Scenario:
             )
             started = time.monotonic()
             process = self.locust()
+            self.restore.append(lambda: _stop(process))  # whatever happens, never leave locust running
             while process.poll() is None:
                 time.sleep(SAMPLE_EVERY_S)
                 elapsed = time.monotonic() - started
@@ -256,6 +257,12 @@ class Scenario:
                 undo()
         time.sleep(SETTLE_S + 0.5)  # the last twin requests settle before the final count
         return self.sample(time.monotonic() - started)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def run_mode(

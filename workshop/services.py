@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.backends.db import SessionStore
@@ -78,6 +79,7 @@ PRODUCTS: dict[str, list[ProductSpec]] = {
     "observability": [ProductSpec(1, "Oolong tin", PLENTY), ProductSpec(2, "Clay cup", PLENTY)],
 }
 SCARCE_STOCK = 3
+RUN_CAPACITY_LOCK = 0x57_0125  # the advisory lock key that serialises run_create ("WS" runs)
 
 
 @dataclass(frozen=True)
@@ -335,7 +337,16 @@ def run_create(
     mode_get(mode)
     tags.check_seat(seat)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Room capacity: the count and the insert are serialised by one advisory lock (released at commit),
+            # so two clicks at the same instant cannot both take the last place.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RUN_CAPACITY_LOCK])
+            active = Run.objects.filter(kind=RunKind.RUN, status__in=[RunStatus.STARTING, RunStatus.RUNNING])
+            if kind == RunKind.RUN and active.count() >= settings.WORKSHOP_MAX_ACTIVE_RUNS:
+                raise Conflict(
+                    f"{settings.WORKSHOP_MAX_ACTIVE_RUNS} runs are going on this machine already; "
+                    "start yours when one has finished (about a minute)."
+                )
             # Two runs of one mode for one seat would audit each other's rows: the partial unique index refuses.
             return Run.objects.create(mode=mode, seat=seat, kind=kind, started_by=started_by, params=params)
     except IntegrityError:
@@ -406,8 +417,9 @@ def _spawn_driver(run: Run) -> None:
     subprocess.run(launcher, cwd=ROOT, env=env, check=True, timeout=10)  # noqa: S603 - our own fixed command
 
 
-def run_start(*, mode: str, seat: str, started_by: User | None, size: str = "standard") -> Run:
+def run_start(*, mode: str, seat: str, started_by: User | None, size: str | None = None) -> Run:
     """A bounded run in the background: the driver reports samples into the run row as it goes."""
+    size = size or settings.WORKSHOP_RUN_SIZE
     params = {"size": size, "duration_s": preset_for(mode, size).duration_s}
     run = run_create(mode=mode, seat=seat, started_by=started_by, params=params)
     _spawn_driver(run)

@@ -214,3 +214,12 @@ def test_runs_whose_driver_stopped_reporting_stop_counting_as_active() -> None:
     assert runs_expire() == 1
     assert Run.objects.get(pk=stale.pk).status == RunStatus.FAILED
     run_create(mode="races", seat=SEAT, params={})  # the seat is free again
+
+
+def test_a_room_runs_at_most_the_configured_number_at_once(settings: Any) -> None:
+    settings.WORKSHOP_MAX_ACTIVE_RUNS = 2
+    run_create(mode="races", seat="s1", params={})
+    run_create(mode="races", seat="s2", params={})
+    with pytest.raises(Conflict, match="2 runs are going"):
+        run_create(mode="races", seat="s3", params={})
+    exam_start(started_by=None, params={})  # the exam is the teacher's, outside the room's count
