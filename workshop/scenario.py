@@ -153,12 +153,15 @@ class Scenario:
             self.background.append(thread)
 
     def grow_catalog(self) -> None:
-        rows = int(self.preset["rows_large"])
-        for side in self.sides:
-            catalog_grow(seat=self.seat, side=side, rows=rows)  # type: ignore[arg-type]
-        say(f"n-plus-one: both catalogs grew to {rows} products")
-        # The twin's warm-up would cost as much as its measurement (2 queries per product); one request will do.
-        self.probe_lists(rows, warm=("fixed",))
+        """Both catalogs grow at the same moment, in two steps (a tenth, then all), each followed by the probes:
+        the chart climbs as the twin's query count does, instead of waiting for its slowest page."""
+        large = int(self.preset["rows_large"])
+        for rows in (max(large // 10, int(self.preset["rows_small"]) + 1), large):
+            for side in self.sides:
+                catalog_grow(seat=self.seat, side=side, rows=rows)  # type: ignore[arg-type]
+            say(f"n-plus-one: both catalogs grew to {rows} products")
+            # The twin's warm-up would cost as much as its measurement (2 queries per product): one request will do.
+            self.probe_lists(rows, warm=("fixed",))
 
     def browser_script(self) -> None:
         pages, cookies = edit_pages(self.fixture, self.twin_prefix)

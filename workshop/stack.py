@@ -65,6 +65,9 @@ class WorkshopStack(Stack):
     def env(self) -> dict[str, str]:
         env = super().env()
         env.update(
+            # JSON lines as under `make workshop`: a twin's 500s are frequent, and the console renderer's pretty
+            # tracebacks cost seconds of CPU each, which would slow the twin for the wrong reason.
+            LOG_FORMAT=os.environ.get("LOG_FORMAT", "json"),
             WORKSHOP_ENABLED="true",
             WORKSHOP_SHOP_URL=self.host,
             WORKSHOP_TWIN_URL=self.twin_host,
