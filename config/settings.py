@@ -96,6 +96,8 @@ WORKSHOP_TWIN_URL = env_str("WORKSHOP_TWIN_URL", "http://127.0.0.1:8001")
 # A room on one machine: runs started from /workshop/ use this preset (standard, or small for a room of 20), and
 # at most this many go at once (each is a few hundred simulated users on the same CPUs as the shop).
 WORKSHOP_RUN_SIZE = env_str("WORKSHOP_RUN_SIZE", "standard")
+if WORKSHOP_RUN_SIZE not in {"standard", "small"}:
+    raise ImproperlyConfigured(f"WORKSHOP_RUN_SIZE={WORKSHOP_RUN_SIZE!r} must be standard or small")
 WORKSHOP_MAX_ACTIVE_RUNS = env_int("WORKSHOP_MAX_ACTIVE_RUNS", 4, minimum=1)
 
 MIDDLEWARE = [

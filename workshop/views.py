@@ -97,7 +97,11 @@ def try_view(request: HttpRequest, mode: str, side: str) -> HttpResponse:
         raise Http404("No such side.")
     user, url = services.workshop_try(seat=_seat(request), mode=_mode_or_404(mode), side=side)  # type: ignore[arg-type]
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    messages.info(request, f"You are now {user.username} (password {services.WORKSHOP_PASSWORD}): the {side} side.")
+    messages.info(
+        request,
+        f"You are now {user.username} (password {services.WORKSHOP_PASSWORD}), on the {side} side. "
+        "Log in as yourself again to come back to /workshop/.",
+    )
     return redirect(url)
 
 

@@ -23,15 +23,13 @@ class BuyerUser(SideUser):
 
     def lines(self, bad: bool) -> list[dict[str, Any]]:
         products = [int(product["id"]) for product in self.side_fixture["products"]]
-        lines: list[dict[str, Any]] = [{"product_id": products[0], "quantity": self.rng.randint(1, 2)}]
-        if bad:
-            if self.rng.random() < 0.5:
-                lines.append({"product_id": GONE_PRODUCT, "quantity": 1})
-            else:
-                lines.append({"product_id": products[1], "quantity": "two"})
-        elif self.rng.random() < 0.5:
-            lines.append({"product_id": products[1], "quantity": 1})
-        return lines
+        good: dict[str, Any] = {"product_id": products[0], "quantity": self.rng.randint(1, 2)}
+        if not bad:
+            return [good, {"product_id": products[1], "quantity": 1}] if self.rng.random() < 0.5 else [good]
+        # The bad line comes first, as a cart sorted by when things were added would have it.
+        if self.rng.random() < 0.5:
+            return [{"product_id": GONE_PRODUCT, "quantity": 1}, good]
+        return [{"product_id": products[1], "quantity": "two"}, good]
 
     @task
     def place(self) -> None:
