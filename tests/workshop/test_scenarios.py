@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +105,39 @@ def run_mode(lab: Lab, mode: str) -> tuple[subprocess.CompletedProcess[str], dic
     return completed, json.loads(card_path.read_text())
 
 
+class TwinConnections:
+    """Samples how many connections the capacity twin's role holds on PostgreSQL, ten times a second."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.most = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+
+    def watch(self) -> None:
+        with psycopg.connect(host="127.0.0.1", user=PG_SUPERUSER, dbname="postgres", autocommit=True) as admin:
+            while not self.done.wait(0.1):
+                row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [self.role]).fetchone()
+                self.most = max(self.most, int(row[0]) if row else 0)
+
+    def __enter__(self) -> TwinConnections:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 def test_the_twin_breaks_and_the_fix_holds_under_the_same_run(lab: Lab, mode: str) -> None:
-    completed, card = run_mode(lab, mode)
+    with TwinConnections(lab.role) as twin_connections:
+        completed, card = run_mode(lab, mode)
+
+    if mode == "capacity":
+        # The twin went straight to PostgreSQL, and never held more than its role's share (the real shop's
+        # PgBouncer and everyone else on the server kept theirs).
+        assert 0 < twin_connections.most <= 2
 
     names = MODES[mode].counter_names
     assert list(card) == ["mode", "twin", "fixed"] and card["mode"] == mode
