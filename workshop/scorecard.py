@@ -58,5 +58,6 @@ def scorecard_text(card: Scorecard, *, title: str = "") -> str:
 
 def scorecard_write(card: Scorecard, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card) + "\n")  # one line, as the issue writes it: {"mode": ..., "twin": ..., "fixed": ...}
+    # One line, as the issue writes it: {"mode": ..., "twin": {...}, "fixed": {...}}.
+    path.write_text(json.dumps(card) + "\n")
     return path
