@@ -14,7 +14,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PAYMENT_PROVIDER_URL ?= http://127.0.0.1:8100
 export RUN_DIR
 
-.PHONY: help install services migrate seed run test lint typecheck pytest fuzz format clean alert-rules k8s k8s-rules compose-smoke loadtest loadtest-stress bench bench-scale
+.PHONY: help install services migrate seed run test lint typecheck pytest fuzz format clean alert-rules k8s k8s-rules compose-smoke loadtest loadtest-stress bench bench-scale workshop workshop-run workshop-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,9 +51,10 @@ run: seed ## serve the shop on http://127.0.0.1:8000 with a Celery worker, beat,
 	LOG_FORMAT=$${LOG_FORMAT:-json} PROMETHEUS_MULTIPROC_DIR=$(RUN_DIR)/prometheus \
 		exec $(VENV)/bin/honcho start -f Procfile
 
-lint: install ## ruff
+lint: install ## ruff, and the import contracts in pyproject.toml (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -119,6 +120,42 @@ bench: services ## rps of /healthz, product list and order placement next to pgb
 
 bench-scale: services ## query count and median latency per endpoint at 100 vs 10,000+ rows (exit 1 if it grows)
 	$(PY) bench/scale.py
+
+# --- Workshop (docs/workshop/): each failure mode's twin beside its fix, scored by the data. Never in production.
+MODE ?=
+WORKSHOP_HOST ?= 127.0.0.1
+WORKSHOP_PORT ?= 8000
+WORKSHOP_TWIN_PORT ?= 8001
+WORKSHOP_PROVIDER_PORT ?= 8100
+WORKSHOP_MODES := races n-plus-one capacity authorization frontend-state observability
+check_mode = @case " $(WORKSHOP_MODES) " in *" $(MODE) "*) ;; *) echo "usage: make $@ MODE=<$(shell echo $(WORKSHOP_MODES) | tr ' ' '|')>"; exit 2;; esac
+
+# The workshop's migrations run with the app installed, so `seed` (and the migrate it needs) sees it too.
+workshop: export WORKSHOP_ENABLED := true
+workshop: seed ## the shop with the workshop on: teacher page /workshop/ (staff), twins' own server on :8001
+	@mkdir -p $(RUN_DIR)
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py workshop_setup
+	@echo "Workshop on http://$(WORKSHOP_HOST):$(WORKSHOP_PORT)/workshop/ (log in as admin, password demo-password-123)"
+	@rm -rf $(RUN_DIR)/prometheus && mkdir -p $(RUN_DIR)/prometheus
+	@# Every simulated user comes from 127.0.0.1 (a room often shares one address): per-IP limits are raised, as
+	@# the load suite's stack does; per-user limits stay as in production.
+	WORKSHOP_BIND=$(WORKSHOP_HOST):$(WORKSHOP_PORT) WORKSHOP_TWIN_BIND=$(WORKSHOP_HOST):$(WORKSHOP_TWIN_PORT) \
+		WORKSHOP_SHOP_URL=http://127.0.0.1:$(WORKSHOP_PORT) WORKSHOP_TWIN_URL=http://127.0.0.1:$(WORKSHOP_TWIN_PORT) \
+		PAYMENT_PROVIDER_PORT=$(WORKSHOP_PROVIDER_PORT) PAYMENT_PROVIDER_URL=http://127.0.0.1:$(WORKSHOP_PROVIDER_PORT) \
+		THROTTLE_IP_RATE=$${THROTTLE_IP_RATE:-1000000/min} THROTTLE_LOGIN_RATE=$${THROTTLE_LOGIN_RATE:-100000/min} \
+		LOG_FORMAT=$${LOG_FORMAT:-json} PROMETHEUS_MULTIPROC_DIR=$(RUN_DIR)/prometheus \
+		exec $(VENV)/bin/honcho start -d . -f workshop/Procfile
+
+workshop-run: services ## MODE=...: twin and fix at the same load; scorecard to workshop/results/MODE/; exit 0 if the twin broke and the fix held
+	$(check_mode)
+	@$(STACK) packages chromium
+	$(PY) -m workshop.run --mode $(MODE)
+
+workshop-check: services ## fix-it track, MODE=...: rerun after editing workshop/twins/; exit 0 once its scorecard is clean
+	$(check_mode)
+	@$(STACK) packages chromium
+	$(PY) -m workshop.run --mode $(MODE) --check
 
 clean:
 	-$(STACK) pgbouncer-stop

@@ -72,6 +72,35 @@ INSTALLED_APPS = [
     "mail",
 ]
 
+# --- Workshop (workshop/, docs/workshop/) -------------------------------------------------------------------
+# Teaching only: each failure mode's deliberately broken twin beside its fix. WORKSHOP_ENABLED=true (`make
+# workshop`) installs the app and mounts /workshop/; production refuses it. Under test the app is installed (its
+# models and pages are tested) but not mounted: its tests use their own URLconf.
+WORKSHOP_ENABLED = env_bool("WORKSHOP_ENABLED", False)
+if WORKSHOP_ENABLED and PRODUCTION:
+    raise ImproperlyConfigured(
+        "DJANGO_ENV=production refuses WORKSHOP_ENABLED=true: the workshop serves deliberately broken code "
+        "(unset WORKSHOP_ENABLED)"
+    )
+if WORKSHOP_ENABLED or TESTING:
+    INSTALLED_APPS.append("workshop")
+# Races every time: the twin's stock read and its write are this far apart (its "carrier rate" call).
+WORKSHOP_RACE_WINDOW_MS = env_int("WORKSHOP_RACE_WINDOW_MS", 300, minimum=0)
+# The capacity twin connects straight to PostgreSQL as this role; the role's CONNECTION LIMIT stands in for a
+# small server's max_connections, so the twin runs out without taking connections the real shop needs.
+WORKSHOP_TWIN_DB_USER = env_str("WORKSHOP_TWIN_DB_USER", "shop_workshop_twin")
+WORKSHOP_TWIN_DB_CONNECTIONS = env_int("WORKSHOP_TWIN_DB_CONNECTIONS", 5, minimum=1)
+# Where a background run sends its load: the shop, and the twins' own server (a bulkhead: a hung twin cannot
+# take the shop's request threads).
+WORKSHOP_SHOP_URL = env_str("WORKSHOP_SHOP_URL", "http://127.0.0.1:8000")
+WORKSHOP_TWIN_URL = env_str("WORKSHOP_TWIN_URL", "http://127.0.0.1:8001")
+# A room on one machine: runs started from /workshop/ use this preset (standard, or small for a room of 20), and
+# at most this many go at once (each is a few hundred simulated users on the same CPUs as the shop).
+WORKSHOP_RUN_SIZE = env_str("WORKSHOP_RUN_SIZE", "standard")
+if WORKSHOP_RUN_SIZE not in {"standard", "small"}:
+    raise ImproperlyConfigured(f"WORKSHOP_RUN_SIZE={WORKSHOP_RUN_SIZE!r} must be standard or small")
+WORKSHOP_MAX_ACTIVE_RUNS = env_int("WORKSHOP_MAX_ACTIVE_RUNS", 4, minimum=1)
+
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
     # Strangers: every error answer is the shop's own - problem+json on the API (DEBUG pages and unmatched URLs

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -28,3 +29,7 @@ urlpatterns = [
     path("dev/mail/", include("mail.urls")),
     path("", include("shop.urls")),
 ]
+
+if settings.WORKSHOP_ENABLED:
+    # Teaching only (never in production): the failure modes' twins and the teacher page, before the catalog.
+    urlpatterns.insert(-1, path("workshop/", include("workshop.urls")))
