@@ -32,8 +32,7 @@ from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from observability.invariants import STATUSES_HOLDING_STOCK
-from orders.models import Order
+from orders.models import STATUSES_HOLDING_STOCK, Order
 from workshop.modes import mode_get
 from workshop.services import side_accounts, side_products
 from workshop.tags import SIDES, Side

@@ -32,9 +32,8 @@ from accounts.models import User
 from cart.models import CartItem
 from cart.services import cart_add_item
 from core.errors import Conflict
-from observability.invariants import STATUSES_HOLDING_STOCK
-from orders.models import Order, OrderLine
-from orders.services import LineRequest, ShippingAddress, do_order_create, order_place
+from orders.models import STATUSES_HOLDING_STOCK, Order, OrderLine
+from orders.services import LineRequest, ShippingAddress, do_order_create, order_place, order_request_fingerprint
 from payments.models import Payment
 from shop.models import Category, Product
 from workshop import tags
@@ -273,13 +272,15 @@ def _placed_order(user: User, product: Product) -> int:
 
 def _pending_order(user: User, product: Product) -> int:
     """A real order waiting for its payment (no capture sent yet), so it stays editable during the run."""
+    lines = [LineRequest(product_id=product.pk, quantity=1)]
     with transaction.atomic(durable=True):
         order = do_order_create(
             customer=user,
-            lines=[LineRequest(product_id=product.pk, quantity=1)],
+            lines=lines,
             shipping_address=ADDRESS,
             note="",
             idempotency_key=f"workshop-seed-{uuid.uuid4().hex}",
+            fingerprint=order_request_fingerprint(lines=lines, shipping_address=ADDRESS, note=""),
         )
     return int(order.pk)
 
