@@ -12,6 +12,8 @@ import pytest
 import yaml
 from django.utils.module_loading import import_string
 
+from tests.production import production_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -71,18 +73,7 @@ def test_a_bad_boolean_fails_loudly():
 
 def _production(**overrides: str) -> dict[str, str]:
     """A production environment that starts; each refusal test changes one thing."""
-    return {
-        "DJANGO_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(60),
-        "ALLOWED_HOSTS": "shop.example.com",
-        "PAYMENT_PROVIDER_URL": "https://api.payments.example",
-        "THROTTLE_TRUSTED_PROXIES": "1",
-        # Production needs a real SMTP relay and the shop's public address (mail/configuration.py).
-        "EMAIL_HOST": "smtp.relay.example",
-        "EMAIL_FROM": "Hardened Shop <orders@shop.example.com>",
-        "SHOP_BASE_URL": "https://shop.example.com",
-        **overrides,
-    }
+    return production_environment(**overrides)
 
 
 def test_check_deploy_is_clean_in_production_mode():

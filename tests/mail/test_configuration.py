@@ -4,7 +4,6 @@ console or in-memory backend is refused in every mode; the timeouts and the leas
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mail.configuration import MailSettings, mail_refusals
+from tests.production import PRODUCTION_WITHOUT_MAIL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,13 +69,7 @@ def test_in_development_only_the_rules_that_lose_mail_anywhere_apply() -> None:
 
 def _manage_check(**env: str) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("EMAIL_", "DJANGO_ENV"))}
-    production = {
-        "DJANGO_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(60),
-        "ALLOWED_HOSTS": "shop.example",
-        "PAYMENT_PROVIDER_URL": "https://api.payments.example",
-        "THROTTLE_TRUSTED_PROXIES": "1",
-    }
+    production = PRODUCTION_WITHOUT_MAIL
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,

@@ -26,6 +26,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from shop.models import Category
+from tests.production import production_environment
 from tests.queries.budget import new_orders, new_products
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,17 +97,7 @@ def _setting_in(env: dict[str, str], name: str) -> str:
 
 def test_on_by_default_in_development_and_off_by_default_in_production() -> None:
     assert _setting_in({"DJANGO_ENV": "development"}, "SERVER_TIMING_ENABLED") == "True"
-    production = {
-        "DJANGO_ENV": "production",
-        "SECRET_KEY": "x" * 64,
-        "ALLOWED_HOSTS": "shop.example",
-        "PAYMENT_PROVIDER_URL": "https://payments.example",
-        "THROTTLE_TRUSTED_PROXIES": "0",
-        # Production needs a real SMTP relay and the shop's public address (mail/configuration.py).
-        "EMAIL_HOST": "smtp.relay.example",
-        "EMAIL_FROM": "Hardened Shop <orders@shop.example>",
-        "SHOP_BASE_URL": "https://shop.example",
-    }
+    production = production_environment(THROTTLE_TRUSTED_PROXIES="0")
     assert _setting_in(production, "SERVER_TIMING_ENABLED") == "False"
     assert _setting_in({**production, "SERVER_TIMING_ENABLED": "true"}, "SERVER_TIMING_ENABLED") == "True"
 

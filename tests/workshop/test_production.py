@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.production import production_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-PRODUCTION = {"DJANGO_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(60), "ALLOWED_HOSTS": "shop.example.com"}
+PRODUCTION = production_environment()
 PROBE = (
     "from django.conf import settings; from config.urls import urlpatterns; "
     "print('workshop' in settings.INSTALLED_APPS, any('workshop' in str(p.pattern) for p in urlpatterns))"
