@@ -1,14 +1,16 @@
 """The account API: who am I, password reset and change, address change and confirmation.
 
 Thin: a small input serializer with exact types and lengths (a stranger's junk is a 400, never a 500), one
-service call, a small answer. Throttles are attached where the routes are declared (config/api_urls.py).
+service call, a small answer. Throttles are attached where the routes are declared (config/api_urls.py). The
+error answers are not listed here: core/openapi.py derives them (problem+json, Retry-After on 429) from the
+view's authentication, throttles and body, as for every other operation.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -27,10 +29,6 @@ RESET_ACCEPTED = (
     "If an account has this verified address, a link to choose a new password is on its way to it. "
     "The link works once, for a limited time."
 )
-
-_INVALID = OpenApiResponse(description="Invalid input (problem+json, `errors` per field)")
-_THROTTLED = OpenApiResponse(description="Too many requests (problem+json, Retry-After)")
-_UNAUTHENTICATED = OpenApiResponse(description="No valid bearer token (problem+json)")
 
 
 class DetailSerializer(serializers.Serializer[dict[str, str]]):
@@ -55,7 +53,7 @@ class MeApi(APIView):
         email = serializers.EmailField()
         email_verified = serializers.BooleanField(source="is_email_verified")
 
-    @extend_schema(responses={200: AccountSerializer, 401: _UNAUTHENTICATED}, tags=["auth"])
+    @extend_schema(responses={200: AccountSerializer}, tags=["auth"])
     def get(self, request: Request) -> Response:
         return Response(self.AccountSerializer(request_user(request)).data)
 
@@ -70,7 +68,7 @@ class PasswordResetApi(APIView):
 
     @extend_schema(
         request=PasswordResetInputSerializer,
-        responses={202: DetailSerializer, 400: _INVALID, 429: _THROTTLED},
+        responses={202: DetailSerializer},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -92,7 +90,7 @@ class PasswordResetConfirmApi(APIView):
 
     @extend_schema(
         request=PasswordResetConfirmInputSerializer,
-        responses={204: None, 400: OpenApiResponse(description="Invalid or used link, or a refused password")},
+        responses={204: None},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -117,7 +115,7 @@ class PasswordChangeApi(APIView):
 
     @extend_schema(
         request=PasswordChangeInputSerializer,
-        responses={200: TokenPairSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
+        responses={200: TokenPairSerializer},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -142,7 +140,7 @@ class EmailChangeApi(APIView):
 
     @extend_schema(
         request=EmailChangeInputSerializer,
-        responses={202: DetailSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
+        responses={202: DetailSerializer},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -169,7 +167,7 @@ class EmailVerifyApi(APIView):
 
     @extend_schema(
         request=EmailVerifyInputSerializer,
-        responses={200: MeApi.AccountSerializer, 400: _INVALID, 401: _UNAUTHENTICATED, 429: _THROTTLED},
+        responses={200: MeApi.AccountSerializer},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -183,7 +181,7 @@ class EmailVerifyResendApi(APIView):
     """Send the confirmation of the current address again (202), unless it is verified already."""
 
     @extend_schema(
-        request=None, responses={202: DetailSerializer, 401: _UNAUTHENTICATED, 429: _THROTTLED}, tags=["auth"]
+        request=None, responses={202: DetailSerializer}, tags=["auth"]
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         sent = email_verification_resend(user=request_user(request))

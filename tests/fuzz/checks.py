@@ -8,8 +8,8 @@ from typing import Any
 import schemathesis
 from schemathesis.core.failures import Failure
 
-# Two operations where a schema-valid request can be refused with 400 for a reason the schema cannot state.
-# schemathesis.toml switches the built-in positive_data_acceptance off for exactly these two; this check
+# Operations where a schema-valid request can be refused with 400 for a reason the schema cannot state.
+# schemathesis.toml switches the built-in positive_data_acceptance off for exactly these; this check
 # applies the same rule with the listed exceptions, each matched on the problem's `code` and fields.
 SEMANTIC_REFUSALS: dict[str, Any] = {
     # Django's password validators (common list, similarity to the username, only digits) and a taken username.
@@ -22,7 +22,28 @@ SEMANTIC_REFUSALS: dict[str, Any] = {
     "POST /api/v1/orders/": lambda problem: (
         problem.get("code") in {"unknown_product", "invalid"} and set(problem.get("errors", {})) <= {"lines"}
     ),
+    # A link's uid and token are opaque strings: only the server knows which name a live link. And Django's
+    # password validators, as at sign-up.
+    "POST /api/v1/auth/password-reset/confirm/": lambda problem: (
+        problem.get("code") == "invalid_token" or _password_validators_refused(problem, "new_password")
+    ),
+    # The current password is a secret the schema cannot know; then the validators on the new one.
+    "POST /api/v1/auth/password/": lambda problem: (
+        (problem.get("code") == "wrong_password" and set(problem.get("errors", {})) == {"current_password"})
+        or _password_validators_refused(problem, "new_password")
+    ),
+    "POST /api/v1/auth/email/": lambda problem: (
+        problem.get("code") == "wrong_password" and set(problem.get("errors", {})) == {"password"}
+    ),
+    # A confirmation token names an address change only the server has signed, for one account.
+    "POST /api/v1/auth/email/verify/": lambda problem: problem.get("code") in {"invalid_token", "wrong_account"},
 }
+
+
+def _password_validators_refused(problem: dict[str, Any], field: str) -> bool:
+    return problem.get("code") == "invalid" and set(problem.get("errors", {})) == {field}
+
+
 ACCEPTED = {401, 403, 404, 409, 412, 422, 429}
 
 

@@ -28,6 +28,12 @@ THROTTLED = {
     ("POST", "/api/v1/orders/"),
     ("PATCH", "/api/v1/orders/{order_id}/"),
     ("POST", "/api/v1/orders/{order_id}/cancel/"),
+    ("POST", "/api/v1/auth/password-reset/"),
+    ("POST", "/api/v1/auth/password-reset/confirm/"),
+    ("POST", "/api/v1/auth/password/"),
+    ("POST", "/api/v1/auth/email/"),
+    ("POST", "/api/v1/auth/email/verify/"),
+    ("POST", "/api/v1/auth/email/verify/resend/"),
 }
 
 
