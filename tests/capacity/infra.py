@@ -135,17 +135,25 @@ def server_connections(*, role: str, database: str) -> int:
 
 
 @contextmanager
-def django_database_at(*, host: str, port: int, user: str) -> Iterator[None]:
-    """Point every thread's Django connection at another server (a private PgBouncer, or PostgreSQL direct)."""
+def django_database_at(*, host: str, port: int, user: str, connect_timeout_s: int | None = None) -> Iterator[None]:
+    """Point every thread's Django connection at another server (a private PgBouncer, or PostgreSQL direct).
+
+    `connect_timeout_s` replaces the app's connect timeout for a test that is about something else than an
+    unreachable server (hundreds of handshakes at once on a loaded 2-core machine can take longer than 3 s).
+    """
     settings_dict = settings.DATABASES["default"]
     saved = {key: settings_dict[key] for key in ("HOST", "PORT", "USER")}
+    saved_options = dict(settings_dict.get("OPTIONS", {}))
     connections.close_all()
     settings_dict.update(HOST=host, PORT=port, USER=user)
+    if connect_timeout_s is not None:
+        settings_dict["OPTIONS"] = {**saved_options, "connect_timeout": connect_timeout_s}
     try:
         yield
     finally:
         connections.close_all()
         settings_dict.update(saved)
+        settings_dict["OPTIONS"] = saved_options
 
 
 # --- Redis ------------------------------------------------------------------------------------------------------
