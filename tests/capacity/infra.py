@@ -143,7 +143,8 @@ def django_database_at(*, host: str, port: int, user: str, connect_timeout_s: in
     """
     settings_dict = settings.DATABASES["default"]
     saved = {key: settings_dict[key] for key in ("HOST", "PORT", "USER")}
-    saved_options = dict(settings_dict.get("OPTIONS", {}))
+    options = settings_dict.get("OPTIONS")
+    saved_options: dict[str, Any] = dict(options) if isinstance(options, dict) else {}
     connections.close_all()
     settings_dict.update(HOST=host, PORT=port, USER=user)
     if connect_timeout_s is not None:
