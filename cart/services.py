@@ -19,12 +19,12 @@ from django.db.models import F
 from accounts.models import User
 from cart.models import Cart, CartItem
 from core.errors import ApplicationError, Conflict, PreconditionFailed
+from core.locking import busy_on_lock_contention
 from idempotency.services import IdempotencyKeyReused, idempotency_claim, idempotency_complete, request_fingerprint
 from orders.models import Order
 from orders.services import (
     LineRequest,
     ShippingAddress,
-    busy_on_lock_contention,
     do_order_create,
     enqueue_payment_after_commit,
     is_idempotency_violation,

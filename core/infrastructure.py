@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.errors import ApplicationError, Busy, ServiceUnavailable
+from core.locking import busy, is_lock_contention
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +25,9 @@ logger = logging.getLogger(__name__)
 def classify_database_error(exc: BaseException) -> ApplicationError | None:
     """Map a database exception to the refusal the client should see, or None when it is a real bug."""
     cause = exc.__cause__ or exc
-    if isinstance(cause, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected):
-        # Lock contention: another request holds the rows; the client may simply retry.
-        return Busy("Another request is updating the same items. Try again in a moment.", retry_after=1)
+    if is_lock_contention(exc):
+        # Lock contention that escaped core.locking's wrapper: another request holds the rows; retry.
+        return busy()
     if isinstance(cause, psycopg.errors.QueryCanceled):
         # Slow query: statement_timeout cancelled it; the worker is free again and the client retries later.
         return ServiceUnavailable("The request took too long and was cancelled. Try again shortly.", retry_after=5)

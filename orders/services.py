@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import psycopg.errors
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from core.errors import ApplicationError, Busy, Conflict, InsufficientStock, PreconditionFailed
+from core.errors import ApplicationError, Conflict, InsufficientStock, PreconditionFailed
+from core.locking import lock_in_order, locked_transaction, set_lock_timeout
 from idempotency.services import IdempotencyKeyReused, request_fingerprint
 from observability.metrics import record_idempotency_conflict, record_stock_conflict
 from orders.models import STATUSES_WITHOUT_STOCK, FulfilmentCentre, Order, OrderLine, OrderStatus
@@ -77,28 +76,6 @@ def check_order_lines(lines: Sequence[LineRequest]) -> list[LineRequest]:
     return [LineRequest(product_id=pid, quantity=qty) for pid, qty in merged.items()]
 
 
-def _set_local_lock_timeout() -> None:
-    # Lock pile-up: wait at most ORDER_LOCK_TIMEOUT_MS for a row lock, then answer 409 busy (not 500).
-    # SET LOCAL (via set_config(..., true)) dies with the transaction, so it is safe through PgBouncer.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.ORDER_LOCK_TIMEOUT_MS}ms"])
-
-
-@contextmanager
-def busy_on_lock_contention() -> Iterator[None]:
-    """Turn a lock timeout (or a deadlock PostgreSQL broke) into `Busy`: 409 with Retry-After, never a 500.
-
-    Wrap the whole `transaction.atomic` block, so the transaction is already rolled back when Busy leaves.
-    """
-    try:
-        yield
-    except OperationalError as error:
-        if isinstance(error.__cause__, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected):
-            record_stock_conflict("busy")
-            raise Busy("Another request is updating the same items. Try again in a moment.", retry_after=1) from error
-        raise
-
-
 def _route_to_centre(country: str) -> FulfilmentCentre | None:
     centres = list(FulfilmentCentre.objects.only("id", "country_codes", "is_default"))
     for centre in centres:
@@ -118,16 +95,15 @@ def do_order_create(
 ) -> Order:
     """Lock stock, re-check it, write the order and its lines, decrement stock. Call inside a transaction."""
     assert connection.in_atomic_block, "do_order_create must run inside the caller's transaction"
-    _set_local_lock_timeout()
+    set_lock_timeout()
     product_ids = sorted(line.product_id for line in lines)
     # Two buyers, one unit: rows are locked in primary-key order (no deadlock between opposite carts), and
     # availability is re-checked inside the lock, never trusted from an earlier read.
     products = {
         product.pk: product
-        for product in Product.objects.select_for_update(of=("self",))
-        .filter(pk__in=product_ids)
-        .order_by("pk")
-        .only("id", "sku", "name", "price", "currency", "is_active", "stock_on_hand")
+        for product in lock_in_order(Product.objects.filter(pk__in=product_ids)).only(
+            "id", "sku", "name", "price", "currency", "is_active", "stock_on_hand"
+        )
     }
     unknown = [pid for pid in product_ids if pid not in products or not products[pid].is_active]
     if unknown:
@@ -262,7 +238,7 @@ def order_place(
     if existing is not None:
         return OrderPlacement(order=existing, created=False)
     try:
-        with busy_on_lock_contention(), transaction.atomic(durable=True):
+        with locked_transaction():
             order = do_order_create(
                 customer=customer,
                 lines=checked_lines,
@@ -316,8 +292,7 @@ def order_update_details(
         )
     if note is not None:
         changes["note"] = note
-    with busy_on_lock_contention(), transaction.atomic(durable=True):
-        _set_local_lock_timeout()
+    with locked_transaction():
         # Lost update: the write only lands if nobody changed the order since the client read it.
         updated = Order.objects.filter(
             pk=order.pk, version=expected_version, status=OrderStatus.PENDING_PAYMENT
@@ -343,8 +318,7 @@ def order_cancel(*, order: Order, only_if_status: OrderStatus | None = None) -> 
     `only_if_status` lets a background job cancel only what it decided on: the reconciliation job abandons an
     order only while it is still pending_payment, never one a late capture has just paid.
     """
-    with busy_on_lock_contention(), transaction.atomic(durable=True):
-        _set_local_lock_timeout()
+    with locked_transaction():
         locked = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
         if locked.status == OrderStatus.CANCELLED:
             return locked  # Double cancel: the stock went back the first time; nothing more to do.
@@ -416,7 +390,8 @@ def order_transition(*, order_id: int, from_status: OrderStatus, to_status: Orde
 
 
 def order_fulfil(*, order: Order) -> Order:
-    with transaction.atomic(durable=True):
+    # Lock pile-up: the guarded UPDATE waits for the order's row lock (a cancel, a capture) only so long.
+    with locked_transaction():
         if not order_transition(order_id=order.pk, from_status=OrderStatus.PAID, to_status=OrderStatus.FULFILLED):
             current = Order.objects.get(pk=order.pk)
             raise Conflict(
