@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError, Conflict, InsufficientStock, PreconditionFailed
-from core.locking import lock_in_order, locked_transaction, set_lock_timeout
+from core.locking import locked_transaction, set_lock_timeout
 from idempotency.services import IdempotencyKeyReused, request_fingerprint
 from observability.metrics import record_idempotency_conflict, record_stock_conflict
 from orders.models import STATUSES_WITHOUT_STOCK, FulfilmentCentre, Order, OrderLine, OrderStatus
-from shop.models import Product
+from shop.stock import is_stock_violation, stock_check_available, stock_lock_for_sale, stock_return, stock_take
 
 logger = logging.getLogger(__name__)
 
@@ -96,16 +96,9 @@ def do_order_create(
     """Lock stock, re-check it, write the order and its lines, decrement stock. Call inside a transaction."""
     assert connection.in_atomic_block, "do_order_create must run inside the caller's transaction"
     set_lock_timeout()
-    product_ids = sorted(line.product_id for line in lines)
-    # Two buyers, one unit: rows are locked in primary-key order (no deadlock between opposite carts), and
-    # availability is re-checked inside the lock, never trusted from an earlier read.
-    products = {
-        product.pk: product
-        for product in lock_in_order(Product.objects.filter(pk__in=product_ids)).only(
-            "id", "sku", "name", "price", "currency", "is_active", "stock_on_hand"
-        )
-    }
-    unknown = [pid for pid in product_ids if pid not in products or not products[pid].is_active]
+    wanted = {line.product_id: line.quantity for line in lines}
+    products = stock_lock_for_sale(wanted)
+    unknown = [pid for pid in sorted(wanted) if pid not in products or not products[pid].is_active]
     if unknown:
         raise InvalidOrder(
             "Some products do not exist or are no longer sold.",
@@ -115,18 +108,7 @@ def do_order_create(
                 "product_ids": unknown,
             },
         )
-    short = [
-        {
-            "product_id": line.product_id,
-            "requested": line.quantity,
-            "available": products[line.product_id].stock_on_hand,
-        }
-        for line in lines
-        if products[line.product_id].stock_on_hand < line.quantity
-    ]
-    if short:
-        record_stock_conflict("insufficient_stock")
-        raise InsufficientStock("Not enough stock for some items.", extra={"items": short})
+    stock_check_available(locked=products, wanted=wanted)
     if any(product.currency != settings.SHOP_CURRENCY for product in products.values()):
         raise InvalidOrder("All products in one order must share the shop currency.", code="mixed_currency")
 
@@ -161,9 +143,7 @@ def do_order_create(
     for order_line in order_lines:
         order_line.order = order
     OrderLine.objects.bulk_create(order_lines)
-    for line in order_lines:
-        # Overselling: the CHECK (stock_on_hand >= 0) constraint backs this decrement up in the database.
-        Product.objects.filter(pk=line.product_id).update(stock_on_hand=F("stock_on_hand") - line.quantity)
+    stock_take(wanted)
 
     from payments.services import payment_record_for_order
 
@@ -254,7 +234,7 @@ def order_place(
             winner = order_for_key(customer=customer, idempotency_key=idempotency_key, fingerprint=fingerprint)
             assert winner is not None  # the constraint that refused us names a committed order
             return OrderPlacement(order=winner, created=False)
-        if _violated_constraint(error) == "product_stock_on_hand_not_negative":
+        if is_stock_violation(error):
             # Overselling: a code path that skipped the lock still cannot sell what is not there.
             record_stock_conflict("insufficient_stock")
             raise InsufficientStock("Not enough stock for some items.") from error
@@ -364,10 +344,8 @@ def do_order_release_stock(*, order: Order, to_status: OrderStatus) -> bool:
         **extra,
     )
     if moved and first_release:
-        # Stock returned twice: only the move that set the marker returns the units. Products in primary-key
-        # order, like placement, so two releases and a placement never wait on each other in a cycle.
-        for line in OrderLine.objects.filter(order_id=order.pk).order_by("product_id").only("product_id", "quantity"):
-            Product.objects.filter(pk=line.product_id).update(stock_on_hand=F("stock_on_hand") + line.quantity)
+        # Stock returned twice: only the move that set the marker returns the units.
+        stock_return(list(OrderLine.objects.filter(order_id=order.pk).values_list("product_id", "quantity")))
     return moved == 1
 
 
