@@ -16,6 +16,8 @@ from accounts.models import User
 from core.errors import ApplicationError, Conflict, InsufficientStock, PreconditionFailed
 from core.locking import locked_transaction, set_lock_timeout
 from idempotency.services import IdempotencyKeyReused, request_fingerprint
+from mail.models import MailEvent
+from mail.services import order_mail_enqueue
 from observability.metrics import record_idempotency_conflict, record_stock_conflict
 from orders.models import STATUSES_WITHOUT_STOCK, FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.stock import is_stock_violation, stock_check_available, stock_lock_for_sale, stock_return, stock_take
@@ -149,6 +151,9 @@ def do_order_create(
 
     # Lost payment work: the payment row is written in this transaction; the task is only a nudge.
     payment_record_for_order(order=order)
+    # Confirmation sent twice or for a rolled-back order: the outbox row commits or rolls back with the order,
+    # here where every placement (the API's order_place, the web's cart_checkout) passes exactly once.
+    order_mail_enqueue(order=order, event=MailEvent.ORDER_PLACED)
     return order
 
 
@@ -311,7 +316,9 @@ def order_cancel(*, order: Order, only_if_status: OrderStatus | None = None) -> 
                 code="not_cancellable",
             )
         was_paid = locked.status == OrderStatus.PAID
-        do_order_release_stock(order=locked, to_status=OrderStatus.CANCELLED)
+        if do_order_release_stock(order=locked, to_status=OrderStatus.CANCELLED):
+            # The cancel notice (with the refund when it was paid) commits with the cancel, once per order.
+            order_mail_enqueue(order=locked, event=MailEvent.ORDER_CANCELLED)
         if was_paid:
             from payments.tasks import payment_refund_enqueue
 
@@ -375,4 +382,7 @@ def order_fulfil(*, order: Order) -> Order:
             raise Conflict(
                 f"Order {current.number} is {current.status}; only paid orders ship.", code="not_fulfillable"
             )
-    return Order.objects.get(pk=order.pk)
+        shipped = Order.objects.get(pk=order.pk)
+        # Only the move that shipped it mails: a second fulfil is refused above and promises nothing.
+        order_mail_enqueue(order=shipped, event=MailEvent.ORDER_FULFILLED)
+    return shipped

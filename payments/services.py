@@ -20,6 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from mail.models import MailEvent
+from mail.services import order_mail_enqueue
 from observability.metrics import record_payment_attempt, record_payment_failure
 from orders.models import Order, OrderStatus
 from payments.models import Payment, PaymentStatus
@@ -97,7 +99,9 @@ def payment_settle_declined(*, payment: Payment) -> str:
         if locked.status != OrderStatus.PENDING_PAYMENT:
             return "skipped"  # Redelivered task, or the customer cancelled first: the stock is already back.
         # Stock held forever: an order that can no longer be paid gives its units back in this transaction.
-        do_order_release_stock(order=locked, to_status=OrderStatus.PAYMENT_FAILED)
+        if do_order_release_stock(order=locked, to_status=OrderStatus.PAYMENT_FAILED):
+            # The failure notice commits with the failure; a redelivered decline stopped at "skipped" above.
+            order_mail_enqueue(order=locked, event=MailEvent.PAYMENT_FAILED)
     return "declined"
 
 
@@ -118,9 +122,11 @@ def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
             status=PaymentStatus.CAPTURED, provider_reference=charge_id, last_error="", updated_at=timezone.now()
         )
         if order_status == OrderStatus.PENDING_PAYMENT:
-            order_transition(
+            if order_transition(
                 order_id=payment.order_id, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID
-            )
+            ):
+                # The receipt commits with the capture; a duplicate task finds the order paid and mails nothing.
+                order_mail_enqueue(order=Order.objects.get(pk=payment.order_id), event=MailEvent.ORDER_PAID)
             return "captured"
     if order_status in {OrderStatus.PAID, OrderStatus.FULFILLED}:
         # Duplicate task: both calls got the same charge back (same key); the first one settled it.
