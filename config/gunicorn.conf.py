@@ -57,7 +57,7 @@ def pre_request(worker: object, req: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    """Metrics across workers: a dead worker's live gauges leave the sum (observability/metrics.py)."""
+    """Metrics across workers: a dead worker's live gauges leave the sum (core/metrics.py)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -23,7 +23,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Model, QuerySet
 
 from core.errors import Busy
-from observability.metrics import record_stock_conflict
+from core.metrics import record_stock_conflict
 
 ModelT = TypeVar("ModelT", bound=Model)
 

@@ -45,9 +45,9 @@ from rest_framework.views import APIView
 
 from core.errors import ServiceUnavailable
 from core.infrastructure import redis_connection
+from core.metrics import record_throttled
 from core.middleware import bare_page, wants_problem_json
 from core.problems import problem_response
-from observability.metrics import record_throttled
 
 logger = logging.getLogger(__name__)
 

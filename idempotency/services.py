@@ -40,8 +40,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError
+from core.metrics import record_idempotency_conflict, record_idempotent_replay
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
-from observability.metrics import record_idempotency_conflict, record_idempotent_replay
 
 logger = logging.getLogger(__name__)
 

@@ -43,11 +43,11 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.metrics import record_mail_failed, record_mail_sent
 from mail import dispatch
 from mail.messages import MessageWithdrawn, build_email
 from mail.models import ORDER_EVENTS, MailEvent, OutboxMessage, OutboxStatus
 from mail.transport import SMTPBackend, smtp_connection
-from observability.metrics import record_mail_failed, record_mail_sent
 
 if TYPE_CHECKING:
     # Typing only: the mail app reads an order's fields, it never imports the orders app at run time.

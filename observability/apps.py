@@ -22,8 +22,8 @@ class ObservabilityConfig(AppConfig):
             )
         # Connects the Celery signals: the request id carried into tasks (web and worker processes alike), and
         # the worker's own metrics port (off unless CELERY_METRICS_PORT is set).
+        from core.metrics import count_order_placed_on_commit
         from observability import task_context, worker_metrics  # noqa: F401
-        from observability.metrics import count_order_placed_on_commit
 
         # Orders are placed by the API and by the web checkout: one signal counts both, once, after commit.
         post_save.connect(count_order_placed_on_commit, sender="orders.Order", dispatch_uid="metrics-orders-placed")

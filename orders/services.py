@@ -15,10 +15,10 @@ from django.utils import timezone
 from accounts.models import User
 from core.errors import ApplicationError, Conflict, InsufficientStock, PreconditionFailed
 from core.locking import locked_transaction, set_lock_timeout
+from core.metrics import record_idempotency_conflict, record_stock_conflict
 from idempotency.services import IdempotencyKeyReused, request_fingerprint
 from mail.models import MailEvent
 from mail.services import order_mail_enqueue
-from observability.metrics import record_idempotency_conflict, record_stock_conflict
 from orders.models import STATUSES_WITHOUT_STOCK, FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.stock import is_stock_violation, stock_check_available, stock_lock_for_sale, stock_return, stock_take
 

@@ -20,9 +20,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.metrics import record_payment_attempt, record_payment_failure
 from mail.models import MailEvent
 from mail.services import order_mail_enqueue
-from observability.metrics import record_payment_attempt, record_payment_failure
 from orders.models import Order, OrderStatus
 from payments.models import Payment, PaymentStatus
 

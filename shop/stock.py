@@ -15,7 +15,7 @@ from django.db.models import F
 
 from core.errors import InsufficientStock
 from core.locking import lock_in_order
-from observability.metrics import record_stock_conflict
+from core.metrics import record_stock_conflict
 from shop.models import Product
 
 # The database's own guarantee (shop/models.py): CHECK (stock_on_hand >= 0).
