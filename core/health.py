@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import redis
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connections
@@ -64,9 +65,8 @@ def _check_cache() -> None:
 
 
 def _check_broker() -> None:
-    from config.celery import app
-
-    with app.connection_for_write() as broker:
+    # The project's Celery app (config/celery.py), as the current app: core never imports config.
+    with current_app.connection_for_write() as broker:
         broker.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
 
 

@@ -12,10 +12,16 @@ from typing import Any
 
 import dj_database_url
 import psycopg
+import redis
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from core.health import run_checks
+from observability.invariants import last_results
+from payments.breaker import provider_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +60,14 @@ def _mail_outbox() -> tuple[float, dict[str, int]]:
 
 
 def _queue_names() -> list[str]:
-    from config.celery import app
-
-    names = {app.conf.task_default_queue or "celery"}
-    for queue in app.conf.task_queues or []:
+    # The project's Celery app (config/celery.py sets it as the default): observability never imports config.
+    names = {current_app.conf.task_default_queue or "celery"}
+    for queue in current_app.conf.task_queues or []:
         names.add(queue.name)
     return sorted(names)
 
 
 def _celery_queue_lengths() -> dict[str, int]:
-    import redis
-
     client = redis.Redis.from_url(
         settings.CELERY_BROKER_URL, socket_timeout=settings.REDIS_TIMEOUT_S, socket_connect_timeout=0.5
     )
@@ -111,16 +114,12 @@ def _pgbouncer_pools() -> list[dict[str, Any]]:
 
 
 def _readiness() -> dict[str, bool]:
-    from core.health import run_checks
-
     # Each check runs in its own thread (with its own connection): the database check closes the connection
     # it used, which must never be the request's (it would end the request's transaction mid-flight).
     return {name: outcome == "ok" for name, outcome in run_checks().items()}
 
 
 def _invariant_results() -> dict[str, Any] | None:
-    from observability.invariants import last_results
-
     return last_results()
 
 
@@ -218,8 +217,6 @@ class ShopStateCollector(Collector):
         state = GaugeMetricFamily(
             "shop_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["breaker"]
         )
-        from payments.breaker import provider_breaker
-
         # The breaker's state lives in Redis, shared by every worker: this reads the one truth.
         current = provider_breaker().state()
         if current not in BREAKER_STATE_VALUES:
