@@ -17,9 +17,10 @@ from core.pagination import CursorPagination
 from core.serializers import StrictInputSerializer
 from idempotency.http import IdempotentRequest, idempotent, json_answer
 from orders.models import Order, OrderStatus
+from orders.placement import order_place
 from orders.selectors import order_get_for_customer, order_list_for_customer
 from orders.serializers import OrderCreateInputSerializer, OrderOutputSerializer, OrderUpdateInputSerializer
-from orders.services import order_cancel, order_place, order_update_details
+from orders.services import order_cancel, order_update_details
 
 
 def _order_json(order: Order) -> bytes:

@@ -33,7 +33,8 @@ from cart.models import CartItem
 from cart.services import cart_add_item
 from core.errors import Conflict
 from orders.models import STATUSES_HOLDING_STOCK, Order, OrderLine
-from orders.services import LineRequest, ShippingAddress, do_order_create, order_place, order_request_fingerprint
+from orders.placement import do_order_create, order_place, order_request_fingerprint
+from orders.services import LineRequest, ShippingAddress
 from payments.models import Payment
 from shop.models import Category, Product
 from workshop import tags

@@ -19,7 +19,8 @@ from zeal import zeal_ignore
 from accounts.models import User
 from observability.invariants import check_all
 from orders.models import Order
-from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress, order_cancel
 from payments.models import Payment
 from payments.services import payment_settle_charge, payment_settle_declined
 from shop.models import Product

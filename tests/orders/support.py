@@ -9,7 +9,8 @@ from django.db import connection
 
 from accounts.models import User
 from orders.models import Order
-from orders.services import LineRequest, ShippingAddress, order_place
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress
 from shop.models import Product
 from tests.conftest import DEFAULT_ADDRESS
 

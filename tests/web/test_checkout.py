@@ -20,7 +20,8 @@ from cart.models import Cart, CartItem
 from cart.selectors import cart_get
 from cart.services import CartChanged, cart_add_item, cart_checkout
 from orders.models import Order
-from orders.services import LineRequest, ShippingAddress, do_order_create
+from orders.placement import do_order_create
+from orders.services import LineRequest, ShippingAddress
 from payments.models import Payment
 from shop.models import Product
 from tests.concurrency import run_concurrently
@@ -136,7 +137,6 @@ def test_stock_that_ran_out_is_explained_and_nothing_is_ordered(
     assert Product.objects.get(pk=sencha.pk).stock_on_hand == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the web checkout's drifted copy of placement re-raises the CHECK")
 def test_stock_the_check_constraint_refuses_is_a_409_page_not_a_500(
     alice: User, alice_cart: Cart, sencha: Product, checkout_form: CheckoutForm
 ) -> None:
@@ -152,7 +152,6 @@ def test_stock_the_check_constraint_refuses_is_a_409_page_not_a_500(
     assert cart_get(user=alice).quantity_of(sencha.pk) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the web checkout's drifted copy of placement skips check_order_lines")
 def test_a_cart_over_the_order_caps_is_refused_like_an_api_order(
     alice_client: Client, alice: User, alice_cart: Cart, sencha: Product, checkout_form: CheckoutForm, settings: Any
 ) -> None:
