@@ -46,8 +46,7 @@ from rest_framework.views import APIView
 from core.errors import ServiceUnavailable
 from core.infrastructure import redis_connection
 from core.metrics import record_throttled
-from core.middleware import bare_page, wants_problem_json
-from core.problems import problem_response
+from core.problems import refusal_response
 
 logger = logging.getLogger(__name__)
 
@@ -258,25 +257,27 @@ ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
 
 
 def throttled_response(request: HttpRequest, *, retry_after_s: int) -> HttpResponse:
-    detail = f"Too many requests. Try again in {retry_after_s} seconds."
-    if wants_problem_json(request):
-        return problem_response(
-            status=429, code="throttled", title="Request was throttled.", detail=detail, retry_after=retry_after_s
-        )
-    response = bare_page("errors/429.html", detail, status=429)
-    response["Retry-After"] = str(retry_after_s)
-    return response
+    return refusal_response(
+        request,
+        status=429,
+        code="throttled",
+        title="Request was throttled.",
+        detail=f"Too many requests. Try again in {retry_after_s} seconds.",
+        retry_after=retry_after_s,
+        template="errors/429.html",
+    )
 
 
 def _unavailable_response(request: HttpRequest, refusal: ThrottleUnavailable) -> HttpResponse:
-    retry_after = refusal.retry_after or 30
-    if wants_problem_json(request):
-        return problem_response(
-            status=503, code=refusal.code, title=refusal.title, detail=refusal.detail, retry_after=retry_after
-        )
-    response = bare_page("errors/503.html", refusal.detail, status=503)
-    response["Retry-After"] = str(retry_after)
-    return response
+    return refusal_response(
+        request,
+        status=503,
+        code=refusal.code,
+        title=refusal.title,
+        detail=refusal.detail,
+        retry_after=refusal.retry_after or 30,
+        template="errors/503.html",
+    )
 
 
 def throttle(*scopes: str, methods: frozenset[str] = UNSAFE_METHODS) -> Callable[[ViewFunc], ViewFunc]:

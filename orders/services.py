@@ -4,6 +4,7 @@ Each public function owns one durable transaction; side effects run after commit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -92,6 +93,17 @@ def order_update_details(
         f"it is now version {current.version}).",
         extra={"current_version": current.version},
     )
+
+
+def order_edit_merge(
+    *, original: Mapping[str, str] | None, yours: Mapping[str, str], latest: Mapping[str, str]
+) -> dict[str, str]:
+    """A stale edit re-applied (three-way merge): your edits on top of the latest version; fields you did not
+    touch keep the other edit's value. Without the original (its signature did not check out) all are yours."""
+    # Lost update: the other edit survives wherever you left the field as it was when you read the order.
+    return {
+        name: yours[name] if original is None or original.get(name) != yours[name] else latest[name] for name in yours
+    }
 
 
 def order_cancel(*, order: Order, only_if_status: OrderStatus | None = None) -> Order:
