@@ -24,13 +24,14 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from cart.models import Cart, CartItem
+from core.permissions import FULFIL_CENTRE_ORDERS, MANAGE_CATEGORY_PRODUCTS
 from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.models import Category, Product
 from tests.authorization.policy import ANONYMOUS, OTHER_CUSTOMER, OWNER, STAFF_WITH_GRANT, STAFF_WITHOUT_GRANT
 from tests.factories import TEST_PASSWORD, CategoryFactory, FulfilmentCentreFactory, ProductFactory, UserFactory
 
-FULFIL = "orders.fulfil_centre_orders"
-MANAGE_CATEGORY = "shop.manage_category_products"
+FULFIL = FULFIL_CENTRE_ORDERS
+MANAGE_CATEGORY = MANAGE_CATEGORY_PRODUCTS
 
 
 def make_order(
