@@ -2,6 +2,7 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.db.models.signals import post_save
 
 
 class ObservabilityConfig(AppConfig):
@@ -9,8 +10,6 @@ class ObservabilityConfig(AppConfig):
     verbose_name = "Logs, metrics, error tracking and the invariant checker"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_save
-
         if settings.DEMO_MODE:
             # Demo on the production path is allowed by one switch only, and every process start says so.
             allowed = ["the payment simulator", "the demo accounts (published password)"]

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from observability.sentry import report_invariant_violation
 from orders.models import STATUSES_HOLDING_STOCK, STATUSES_WITHOUT_STOCK, OrderStatus
 from payments.models import PaymentStatus
 
@@ -343,8 +344,6 @@ def results_as_dict(results: list[InvariantResult], *, checked_at: float | None 
 
 def publish_results(results: list[InvariantResult]) -> dict[str, Any]:
     """Export the outcome: kept in the cache for /metrics, and one Sentry event per broken invariant."""
-    from observability.sentry import report_invariant_violation
-
     summary = results_as_dict(results)
     try:
         cache.set(RESULTS_CACHE_KEY, summary, timeout=None)
