@@ -128,7 +128,7 @@ def test_two_rows_for_one_event_break_the_invariant(alice: User) -> None:
 
 def test_an_order_state_change_without_its_mail_breaks_the_invariant(alice: User, smtp_sink: SmtpSink) -> None:
     placed = _row(alice)
-    order = Order.objects.get(pk=placed.order_id)
+    order = Order.objects.get(outbox_messages=placed)
     assert outbox_deliver(outbox_id=placed.pk) == "sent"
     # A capture written around payment_settle_charge (a raw fix, a new code path): paid, and no receipt promised.
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID, paid_at=timezone.now())
