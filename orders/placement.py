@@ -49,7 +49,7 @@ class InvalidOrder(ApplicationError):
 
 
 def check_order_lines(lines: Sequence[LineRequest]) -> list[LineRequest]:
-    """Validate line shape and caps before any lock is taken; collect every problem, raise once."""
+    """Validate line shape and caps before any product row is locked; collect every problem, raise once."""
     errors: dict[str, list[str]] = {}
     if not lines:
         errors["lines"] = ["An order needs at least one line."]

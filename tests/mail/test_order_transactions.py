@@ -22,9 +22,11 @@ from mail import dispatch
 from mail.models import OutboxMessage, OutboxStatus
 from mail.services import outbox_deliver
 from mail.transport import smtp_connection
-from orders import services as order_services
+from orders import placement as order_placement
 from orders.models import Order
-from orders.services import LineRequest, order_cancel, order_fulfil, order_place
+from orders.placement import order_place
+from orders.ports import payment_port
+from orders.services import LineRequest, order_cancel, order_fulfil
 from payments.models import Payment
 from payments.services import payment_settle_charge, payment_settle_declined
 from shop.models import Product
@@ -117,7 +119,7 @@ def test_twin_a_confirmation_sent_inside_the_checkout_goes_out_for_an_order_that
         with smtp_connection() as smtp:
             smtp.send_messages([message])
 
-    monkeypatch.setattr(order_services, "order_mail_enqueue", send_now)
+    monkeypatch.setattr(order_placement, "order_mail_enqueue", send_now)
     customer, product = _customer(), _product("10.00")
 
     _checkout_with_a_stale_price(customer, product)
@@ -178,7 +180,7 @@ def test_a_decline_recorded_twice_writes_one_notice(no_delivery: None) -> None:
 def test_an_order_cancelled_twice_writes_one_notice_that_names_the_refund_of_a_paid_order(
     no_delivery: None, monkeypatch: pytest.MonkeyPatch, paid: bool, refund: str | None
 ) -> None:
-    monkeypatch.setattr("payments.tasks.payment_refund_enqueue", lambda order_id: None)  # no provider here
+    monkeypatch.setattr(payment_port, "refund_enqueue", lambda order_id: None)  # no provider here
     order = place(_customer(), (_product("10.00"), 1), key="k")
     if paid:
         with zeal_context():
