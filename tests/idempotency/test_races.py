@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
+from mail.models import OutboxMessage
 from orders.models import Order, OrderLine
 from orders.placement import do_order_create
 from orders.ports import payment_port
@@ -113,6 +114,7 @@ def test_twin_read_then_write_claim_without_unique_constraints_makes_several_ord
 
     def remove_duplicates() -> None:
         Payment.objects.all().delete()
+        OutboxMessage.objects.all().delete()  # each placement promised its confirmation (the outbox protects orders)
         Order.objects.all().delete()
         IdempotencyKey.objects.all().delete()
 
