@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import psycopg.errors
 import redis
+import structlog
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
@@ -19,7 +19,7 @@ from redis.retry import Retry
 from core.errors import ApplicationError, Busy, ServiceUnavailable
 from core.locking import busy, is_lock_contention
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def classify_database_error(exc: BaseException) -> ApplicationError | None:
@@ -78,7 +78,7 @@ class ResilientRedisCache(RedisCache):
         try:
             return call()
         except redis.RedisError as error:
-            logger.warning("cache %s failed, treated as a miss: %s", operation, type(error).__name__)
+            logger.warning("cache failed, treated as a miss", operation=operation, error=type(error).__name__)
             return fallback
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:

@@ -3,12 +3,12 @@ problem+json for every API error, and 503 instead of tracebacks."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError, connections
@@ -18,7 +18,7 @@ from core.infrastructure import classify_database_error
 from core.problems import PROBLEM_CONTENT_TYPE, bare_page, problem_response, refusal_response, wants_problem_json
 from core.request_context import accept_request_id, current_request_id
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -236,7 +236,7 @@ class ServiceUnavailableMiddleware:
         refusal = classify_database_error(exception)
         if refusal is None:
             return None
-        logger.warning("database unavailable: %s", exception.__class__.__name__, exc_info=exception)
+        logger.warning("database unavailable", error=exception.__class__.__name__, exc_info=exception)
         return refusal_response(
             request,
             status=refusal.status,

@@ -30,13 +30,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 import redis
+import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.request import Request
@@ -48,7 +48,7 @@ from core.infrastructure import redis_connection
 from core.metrics import record_throttled
 from core.problems import refusal_response
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 Identity = Literal["ip", "user", "username", "email"]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -135,11 +135,11 @@ def throttle_hit(scope: str, identity: str) -> ThrottleResult:
         count, ttl_ms = redis_connection().eval(_HIT, 1, _counter_key(scope, identity), rate.window_s * 1000)
     except redis.RedisError as error:
         if SCOPES[scope].fail_closed:
-            logger.error("throttle %s unavailable, refusing (fail closed): %s", scope, type(error).__name__)
+            logger.error("throttle unavailable, refusing (fail closed)", scope=scope, error=type(error).__name__)
             raise ThrottleUnavailable(
                 "We cannot check sign-in attempts right now. Try again in a minute.", retry_after=30
             ) from error
-        logger.warning("throttle %s unavailable, allowing (fail open): %s", scope, type(error).__name__)
+        logger.warning("throttle unavailable, allowing (fail open)", scope=scope, error=type(error).__name__)
         return ThrottleResult(allowed=True, count=0, limit=rate.limit, retry_after_s=0)
     count = int(count)
     retry_after = max(1, math.ceil(int(ttl_ms) / 1000))
@@ -203,7 +203,7 @@ class RedisScopeThrottle(BaseThrottle):
         result = throttle_hit(self.scope, identity)
         if not result.allowed:
             self._wait = result.retry_after_s
-            logger.info("throttled", extra={"scope": self.scope, "count": result.count, "limit": result.limit})
+            logger.info("throttled", scope=self.scope, count=result.count, limit=result.limit)
         return result.allowed
 
     def wait(self) -> float | None:

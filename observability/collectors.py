@@ -6,13 +6,13 @@ whole scrape. `shop_metrics_source_up{source}` says which sources answered, so a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dj_database_url
 import psycopg
 import redis
+import structlog
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
@@ -23,7 +23,7 @@ from core.health import run_checks
 from observability.invariants import last_results
 from payments.breaker import provider_breaker
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -141,7 +141,7 @@ class ShopStateCollector(Collector):
         try:
             families = read()
         except Exception as error:
-            logger.warning("metrics source failed", extra={"source": name, "error": type(error).__name__})
+            logger.warning("metrics source failed", source=name, error=type(error).__name__)
             sources.add_metric([name], 0)
             return
         sources.add_metric([name], 1)

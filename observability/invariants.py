@@ -11,12 +11,12 @@ so that orders being placed while the audit runs cannot produce a false alarm. U
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -25,7 +25,7 @@ from observability.sentry import report_invariant_violation
 from orders.models import STATUSES_HOLDING_STOCK, STATUSES_WITHOUT_STOCK, OrderStatus
 from payments.models import PaymentStatus
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 MAX_LISTED_VIOLATIONS = 20
 RESULTS_CACHE_KEY = "observability:invariants:last"
