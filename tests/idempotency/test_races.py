@@ -16,6 +16,7 @@ from django.utils import timezone
 import payments.tasks
 from accounts.models import User
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
+from mail.models import OutboxMessage
 from orders.models import Order, OrderLine
 from orders.services import LineRequest, ShippingAddress, do_order_create
 from payments.models import Payment
@@ -112,6 +113,7 @@ def test_twin_read_then_write_claim_without_unique_constraints_makes_several_ord
 
     def remove_duplicates() -> None:
         Payment.objects.all().delete()
+        OutboxMessage.objects.all().delete()  # the confirmations protect their orders
         Order.objects.all().delete()
         IdempotencyKey.objects.all().delete()
 
