@@ -114,7 +114,7 @@ def test_twin_read_then_write_claim_without_unique_constraints_makes_several_ord
 
     def remove_duplicates() -> None:
         Payment.objects.all().delete()
-        OutboxMessage.objects.all().delete()  # each placement promised its confirmation (the outbox protects orders)
+        OutboxMessage.objects.all().delete()  # the confirmations protect their orders
         Order.objects.all().delete()
         IdempotencyKey.objects.all().delete()
 
