@@ -11,10 +11,8 @@ from typing import Any
 
 from axes.helpers import get_cool_off, get_failure_limit
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
-from core.middleware import wants_problem_json
-from core.problems import problem_response
+from core.problems import refusal_response
 
 LOCKED_OUT_CODE = "too_many_failed_logins"
 
@@ -29,15 +27,13 @@ def lockout_response(
         f"Too many failed log-ins for this account from your address. Log-in is paused for up to {minutes} "
         "minutes; a correct password will not work before then."
     )
-    if wants_problem_json(request):
-        return problem_response(
-            status=429,
-            code=LOCKED_OUT_CODE,
-            title="Too many failed log-ins.",
-            detail=detail,
-            retry_after=retry_after,
-        )
-    context = {"minutes": minutes, "failure_limit": get_failure_limit(request, credentials or {})}
-    response = render(request, "accounts/locked_out.html", context, status=429)
-    response["Retry-After"] = str(retry_after)
-    return response
+    return refusal_response(
+        request,
+        status=429,
+        code=LOCKED_OUT_CODE,
+        title="Too many failed log-ins.",
+        detail=detail,
+        retry_after=retry_after,
+        template="accounts/locked_out.html",
+        context={"minutes": minutes, "failure_limit": get_failure_limit(request, credentials or {})},
+    )

@@ -21,10 +21,10 @@ from backoffice.selectors import (
 )
 from backoffice.services import staff_order_fulfil
 from core.auth import request_user
+from core.etags import parse_if_match
 from core.openapi import ETAG, IF_MATCH
 from core.pagination import CursorPagination
 from core.serializers import StrictInputSerializer
-from orders.apis import parse_if_match
 from orders.models import OrderStatus
 from orders.serializers import OrderOutputSerializer
 from shop.models import Product
@@ -180,7 +180,7 @@ class StaffProductDetailApi(APIView):
     )
     def get(self, request: Request, product_id: int) -> Response:
         product = product_get_for_catalog(user=request_user(request), product_id=product_id)
-        return Response(StaffProductOutputSerializer(product).data, headers={"ETag": f'"{product.version}"'})
+        return Response(StaffProductOutputSerializer(product).data, headers={"ETag": product.etag})
 
     @extend_schema(
         request=StaffProductUpdateInputSerializer,
@@ -203,4 +203,4 @@ class StaffProductDetailApi(APIView):
             expected_version=expected_version,
             changes=ProductChanges(**payload.validated_data),
         )
-        return Response(StaffProductOutputSerializer(updated).data, headers={"ETag": f'"{updated.version}"'})
+        return Response(StaffProductOutputSerializer(updated).data, headers={"ETag": updated.etag})

@@ -12,11 +12,9 @@ from guardian.shortcuts import get_objects_for_user
 
 from accounts.models import User
 from core.errors import NotFound
+from core.permissions import FULFIL_CENTRE_ORDERS, MANAGE_CATEGORY_PRODUCTS
 from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.models import Category, Product
-from shop.services import MANAGE_CATEGORY_PRODUCTS
-
-FULFIL_CENTRE_ORDERS = "orders.fulfil_centre_orders"
 
 
 def centres_granted(*, user: User) -> QuerySet[FulfilmentCentre]:

@@ -14,6 +14,8 @@ from django.db.models import Sum
 
 from accounts.models import User
 from cart.models import Cart, CartItem
+from orders.models import Order
+from orders.services import LineRequest
 from shop.models import Product
 
 CART_PRODUCT_FIELDS = (
@@ -88,6 +90,17 @@ class CartView:
 def cart_item_count(*, user: User) -> int:
     total = CartItem.objects.filter(cart__user=user).aggregate(total=Sum("quantity"))["total"]
     return int(total or 0)
+
+
+def cart_order_lines(*, cart: Cart) -> list[LineRequest]:
+    """What the checkout orders: the cart's lines, in product order. Call holding the cart's row lock."""
+    items = CartItem.objects.filter(cart=cart).order_by("product_id").values_list("product_id", "quantity")
+    return [LineRequest(product_id=product_id, quantity=quantity) for product_id, quantity in items]
+
+
+def product_for_cart_message(*, product_id: int) -> tuple[str, str] | None:
+    """The (slug, name) of a product still on sale, for the page and message after an add; None if it is not."""
+    return Product.objects.filter(pk=product_id, is_active=True).values_list("slug", "name").first()
 
 
 def cart_get(*, user: User) -> CartView:
@@ -170,8 +183,6 @@ def cart_changes(*, seen: dict[int, SeenLine], current: CartView) -> list[str]:
 
 def checkout_address_initial(*, user: User) -> dict[str, str]:
     """Pre-fill checkout with the address of the customer's last order (one query, indexed by customer, -id)."""
-    from orders.models import Order
-
     last = (
         Order.objects.filter(customer=user)
         .order_by("-id")

@@ -7,32 +7,23 @@ version bump, the caps and the checkout all see the cart as it really is, never 
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 
 from accounts.models import User
 from cart.models import Cart, CartItem
+from cart.selectors import cart_order_lines
 from core.errors import ApplicationError, Conflict, PreconditionFailed
 from idempotency.services import IdempotencyKeyReused, idempotency_claim, idempotency_complete, request_fingerprint
 from orders.models import Order
-from orders.services import (
-    LineRequest,
-    ShippingAddress,
-    busy_on_lock_contention,
-    do_order_create,
-    enqueue_payment_after_commit,
-    is_idempotency_violation,
-    order_for_key,
-)
+from orders.placement import OrderPlacement, do_order_create, order_for_key, order_placement
+from orders.services import ShippingAddress
 from shop.models import Product
-
-logger = logging.getLogger(__name__)
 
 
 class CartRefused(ApplicationError):
@@ -65,12 +56,6 @@ class CartUpdate:
     cart: Cart
     # False when the request changed nothing: a replayed form, a repeated "set to 3", an already removed line.
     changed: bool
-
-
-@dataclass(frozen=True)
-class CheckoutResult:
-    order: Order
-    created: bool
 
 
 def _lock_cart(user: User) -> Cart:
@@ -180,66 +165,56 @@ def cart_checkout(
     note: str,
     idempotency_key: str,
     expected_prices: Mapping[int, Decimal] | None = None,
-) -> CheckoutResult:
-    """Turn the cart into an order in one durable transaction, exactly once per rendered checkout form.
+) -> OrderPlacement:
+    """Turn the cart into an order through the one placement use case (orders/placement.py), exactly once per
+    rendered checkout form.
 
     `expected_cart_version` and `expected_prices` are what the checkout page showed; if the cart or a price
     changed since, nothing is written and the caller is told (CartChanged, PricesChanged).
     """
-    existing = _existing_order(user, idempotency_key)
-    if existing is not None:
-        # Resubmit after a dropped connection, or back-then-submit: the form already produced this order.
-        return CheckoutResult(order=existing, created=False)
-    try:
-        # Lock pile-up: a product row lock that times out (do_order_create sets lock_timeout) is Busy, not 500.
-        with busy_on_lock_contention(), transaction.atomic(durable=True):
-            cart = _lock_cart(user)
-            # Double click: the twin request waited on the cart lock; once the first committed, its order is
-            # visible here (READ COMMITTED reads the latest commit per statement), so the twin lands on it.
-            existing = _existing_order(user, idempotency_key)
-            if existing is not None:
-                return CheckoutResult(order=existing, created=False)
-            if cart.version != expected_cart_version:
-                # Stale tab: the cart changed after this form was rendered; never order what the user did not see.
-                raise CartChanged(
-                    "Your cart was changed in another tab or window after this page was loaded. "
-                    "Review it and place the order again.",
-                    extra={"current_version": cart.version},
-                )
-            items = list(CartItem.objects.filter(cart=cart).order_by("product_id").only("product_id", "quantity"))
-            if not items:
-                raise CartEmpty("Your cart is empty: there is nothing to order.")
-            order = do_order_create(
-                customer=user,
-                lines=[LineRequest(product_id=item.product_id, quantity=item.quantity) for item in items],
-                shipping_address=shipping_address,
-                note=note,
-                idempotency_key=idempotency_key,
-                fingerprint=CHECKOUT_FINGERPRINT,
+
+    def write() -> OrderPlacement:
+        cart = _lock_cart(user)
+        # Double click: the twin request waited on the cart lock; once the first committed, its order is
+        # visible here (READ COMMITTED reads the latest commit per statement), so the twin lands on it.
+        existing = _existing_order(user, idempotency_key)
+        if existing is not None:
+            return OrderPlacement(order=existing, created=False)
+        if cart.version != expected_cart_version:
+            # Stale tab: the cart changed after this form was rendered; never order what the user did not see.
+            raise CartChanged(
+                "Your cart was changed in another tab or window after this page was loaded. "
+                "Review it and place the order again.",
+                extra={"current_version": cart.version},
             )
-            if expected_prices is not None:
-                # Price change: compare with the prices read under the product row locks; raising here rolls
-                # back the order, its lines and the stock decrement together.
-                changed = [
-                    f"{line.name}: was {expected_prices.get(line.product_id)}, now {line.unit_price} {order.currency}."
-                    for line in order.lines.all()
-                    if expected_prices.get(line.product_id) != line.unit_price
-                ]
-                if changed:
-                    raise PricesChanged(
-                        "Some prices changed since this page was loaded. Check the new total and place the "
-                        "order again.",
-                        extra={"changes": changed},
-                    )
-            CartItem.objects.filter(cart=cart).delete()
-            _bump_version(cart)
-            enqueue_payment_after_commit(order.pk)
-    except IntegrityError as error:
-        if not is_idempotency_violation(error):
-            raise
-        # Double submit racing past both checks: the unique constraint decided; its order is the answer.
-        winner = _existing_order(user, idempotency_key)
-        assert winner is not None  # the constraint that refused us names a committed order
-        return CheckoutResult(order=winner, created=False)
-    logger.info("order placed from cart", extra={"order_id": order.pk, "customer_id": user.pk})
-    return CheckoutResult(order=order, created=True)
+        lines = cart_order_lines(cart=cart)
+        if not lines:
+            raise CartEmpty("Your cart is empty: there is nothing to order.")
+        order = do_order_create(
+            customer=user,
+            lines=lines,
+            shipping_address=shipping_address,
+            note=note,
+            idempotency_key=idempotency_key,
+            fingerprint=CHECKOUT_FINGERPRINT,
+        )
+        if expected_prices is not None:
+            # Price change: compare with the prices read under the product row locks; raising here rolls
+            # back the order, its lines and the stock decrement together.
+            changed = [
+                f"{line.name}: was {expected_prices.get(line.product_id)}, now {line.unit_price} {order.currency}."
+                for line in order.lines.all()
+                if expected_prices.get(line.product_id) != line.unit_price
+            ]
+            if changed:
+                raise PricesChanged(
+                    "Some prices changed since this page was loaded. Check the new total and place the order again.",
+                    extra={"changes": changed},
+                )
+        CartItem.objects.filter(cart=cart).delete()
+        _bump_version(cart)
+        return OrderPlacement(order=order, created=True)
+
+    return order_placement(
+        customer=user, idempotency_key=idempotency_key, fingerprint=CHECKOUT_FINGERPRINT, write=write
+    )

@@ -16,7 +16,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
 from cart.forms import AddToCartForm, CheckoutForm, SetQuantityForm
-from cart.selectors import CartView, cart_changes, cart_get, cart_snapshot, checkout_address_initial
+from cart.selectors import (
+    CartView,
+    cart_changes,
+    cart_get,
+    cart_snapshot,
+    checkout_address_initial,
+    product_for_cart_message,
+)
 from cart.services import (
     CartChanged,
     CartEmpty,
@@ -28,9 +35,9 @@ from cart.services import (
 )
 from core.auth import request_user
 from core.errors import ApplicationError, InsufficientStock
+from core.problems import render_refusal
 from orders.forms import EDITABLE_FIELDS
-from shop.models import Product
-from shop.web import new_form_token, render_refusal, see_other
+from shop.web import new_form_token, see_other
 
 
 @login_required
@@ -44,7 +51,7 @@ def _form_errors_text(form: AddToCartForm | SetQuantityForm) -> str:
 
 def _product_page(product_id: int) -> tuple[str, str]:
     """Where to send the shopper back to after an add, and the product's name for the message."""
-    found = Product.objects.filter(pk=product_id, is_active=True).values_list("slug", "name").first()
+    found = product_for_cart_message(product_id=product_id)
     if found is None:
         return reverse("cart:detail"), "That product"
     return reverse("shop:product", kwargs={"slug": found[0]}), found[1]

@@ -17,9 +17,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("hardened_shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The default in every thread, not only this one: core/health.py and observability/collectors.py reach the app
+# as celery.current_app (the bottom layers never import config), also from the readiness check's threads.
+app.set_default()
 
 
 def _every(setting: str, default: float) -> float:
+    # Imported here: this module is imported before Django's settings are configured (config/__init__.py).
     from django.conf import settings
 
     return float(getattr(settings, setting, default))

@@ -57,8 +57,9 @@ def pre_request(worker: object, req: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    """Metrics across workers: a dead worker's live gauges leave the sum (observability/metrics.py)."""
+    """Metrics across workers: a dead worker's live gauges leave the sum (core/metrics.py)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Imported only when multiprocess metrics are on: this config file is read before Django is set up.
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import redis
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connections
@@ -30,6 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from core.infrastructure import redis_client_for
+from core.problems import problem_response
 
 READYZ_DEADLINE_S = 2.0
 CHECK_TIMEOUT_S = 1
@@ -64,9 +66,8 @@ def _check_cache() -> None:
 
 
 def _check_broker() -> None:
-    from config.celery import app
-
-    with app.connection_for_write() as broker:
+    # The project's Celery app (config/celery.py), as the current app: core never imports config.
+    with current_app.connection_for_write() as broker:
         broker.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
 
 
@@ -110,21 +111,14 @@ def _readiness_response(results: dict[str, str]) -> JsonResponse:
     failed = [name for name, outcome in results.items() if outcome != "ok"]
     if not failed:
         return JsonResponse({"status": "ready", "checks": results, "demo_mode": demo_mode})
-    response = JsonResponse(
-        {
-            "type": "https://hardened-shop.example/problems/service-unavailable",
-            "title": "Not ready.",
-            "status": 503,
-            "detail": f"Failing: {', '.join(failed)}.",
-            "code": "service_unavailable",
-            "checks": results,
-            "demo_mode": demo_mode,
-        },
+    return problem_response(
         status=503,
-        content_type="application/problem+json",
+        code="service_unavailable",
+        title="Not ready.",
+        detail=f"Failing: {', '.join(failed)}.",
+        retry_after=5,
+        extra={"checks": results, "demo_mode": demo_mode},
     )
-    response["Retry-After"] = "5"
-    return response
 
 
 @login_not_required  # Probes are anonymous by design.

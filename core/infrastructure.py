@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import psycopg.errors
 import redis
+import structlog
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
@@ -17,16 +17,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.errors import ApplicationError, Busy, ServiceUnavailable
+from core.locking import busy, is_lock_contention
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def classify_database_error(exc: BaseException) -> ApplicationError | None:
     """Map a database exception to the refusal the client should see, or None when it is a real bug."""
     cause = exc.__cause__ or exc
-    if isinstance(cause, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected):
-        # Lock contention: another request holds the rows; the client may simply retry.
-        return Busy("Another request is updating the same items. Try again in a moment.", retry_after=1)
+    if is_lock_contention(exc):
+        # Lock contention that escaped core.locking's wrapper: another request holds the rows; retry.
+        return busy()
     if isinstance(cause, psycopg.errors.QueryCanceled):
         # Slow query: statement_timeout cancelled it; the worker is free again and the client retries later.
         return ServiceUnavailable("The request took too long and was cancelled. Try again shortly.", retry_after=5)
@@ -77,7 +78,7 @@ class ResilientRedisCache(RedisCache):
         try:
             return call()
         except redis.RedisError as error:
-            logger.warning("cache %s failed, treated as a miss: %s", operation, type(error).__name__)
+            logger.warning("cache failed, treated as a miss", operation=operation, error=type(error).__name__)
             return fallback
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:

@@ -3,34 +3,24 @@ problem+json for every API error, and 503 instead of tracebacks."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
 
 from core.infrastructure import classify_database_error
-from core.problems import PROBLEM_CONTENT_TYPE, problem_response
+from core.problems import PROBLEM_CONTENT_TYPE, bare_page, problem_response, refusal_response, wants_problem_json
 from core.request_context import accept_request_id, current_request_id
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 Handler = Callable[[HttpRequest], HttpResponse]
-
-
-def wants_problem_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
-
-
-def bare_page(template_name: str, detail: str, *, status: int) -> HttpResponse:
-    """An error page rendered without the request: no context processor may touch the failing database."""
-    return HttpResponse(render_to_string(template_name, {"detail": detail, "status": status}), status=status)
 
 
 class RequestIdMiddleware:
@@ -99,11 +89,14 @@ class BodySizeLimitMiddleware:
             declared = 0
         if limit is not None and declared > limit:
             detail = f"The request body is {declared} bytes; the limit is {limit} bytes."
-            if wants_problem_json(request):
-                return problem_response(
-                    status=413, code="request_too_large", title="Request body too large.", detail=detail
-                )
-            return bare_page("errors/413.html", detail, status=413)
+            return refusal_response(
+                request,
+                status=413,
+                code="request_too_large",
+                title="Request body too large.",
+                detail=detail,
+                template="errors/413.html",
+            )
         return self.get_response(request)
 
 
@@ -154,9 +147,7 @@ class UnstorableInputMiddleware:
 
 
 def bad_request_response(request: HttpRequest, *, code: str, detail: str) -> HttpResponse:
-    if wants_problem_json(request):
-        return problem_response(status=400, code=code, title="Bad request.", detail=detail)
-    return bare_page("errors/400.html", detail, status=400)
+    return refusal_response(request, status=400, code=code, title="Bad request.", detail=detail)
 
 
 # Headers a rewritten error keeps: what the client needs to retry, authenticate or correlate.
@@ -245,16 +236,13 @@ class ServiceUnavailableMiddleware:
         refusal = classify_database_error(exception)
         if refusal is None:
             return None
-        logger.warning("database unavailable: %s", exception.__class__.__name__, exc_info=exception)
-        if wants_problem_json(request):
-            return problem_response(
-                status=refusal.status,
-                code=refusal.code,
-                title=refusal.title,
-                detail=refusal.detail,
-                retry_after=refusal.retry_after,
-            )
-        response = bare_page("errors/503.html", refusal.detail, status=refusal.status)
-        if refusal.retry_after is not None:
-            response["Retry-After"] = str(refusal.retry_after)
-        return response
+        logger.warning("database unavailable", error=exception.__class__.__name__, exc_info=exception)
+        return refusal_response(
+            request,
+            status=refusal.status,
+            code=refusal.code,
+            title=refusal.title,
+            detail=refusal.detail,
+            retry_after=refusal.retry_after,
+            template="errors/503.html",
+        )

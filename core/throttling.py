@@ -30,13 +30,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 import redis
+import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.request import Request
@@ -45,11 +45,10 @@ from rest_framework.views import APIView
 
 from core.errors import ServiceUnavailable
 from core.infrastructure import redis_connection
-from core.middleware import bare_page, wants_problem_json
-from core.problems import problem_response
-from observability.metrics import record_throttled
+from core.metrics import record_throttled
+from core.problems import refusal_response
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 Identity = Literal["ip", "user", "username", "email"]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -136,11 +135,11 @@ def throttle_hit(scope: str, identity: str) -> ThrottleResult:
         count, ttl_ms = redis_connection().eval(_HIT, 1, _counter_key(scope, identity), rate.window_s * 1000)
     except redis.RedisError as error:
         if SCOPES[scope].fail_closed:
-            logger.error("throttle %s unavailable, refusing (fail closed): %s", scope, type(error).__name__)
+            logger.error("throttle unavailable, refusing (fail closed)", scope=scope, error=type(error).__name__)
             raise ThrottleUnavailable(
                 "We cannot check sign-in attempts right now. Try again in a minute.", retry_after=30
             ) from error
-        logger.warning("throttle %s unavailable, allowing (fail open): %s", scope, type(error).__name__)
+        logger.warning("throttle unavailable, allowing (fail open)", scope=scope, error=type(error).__name__)
         return ThrottleResult(allowed=True, count=0, limit=rate.limit, retry_after_s=0)
     count = int(count)
     retry_after = max(1, math.ceil(int(ttl_ms) / 1000))
@@ -204,7 +203,7 @@ class RedisScopeThrottle(BaseThrottle):
         result = throttle_hit(self.scope, identity)
         if not result.allowed:
             self._wait = result.retry_after_s
-            logger.info("throttled", extra={"scope": self.scope, "count": result.count, "limit": result.limit})
+            logger.info("throttled", scope=self.scope, count=result.count, limit=result.limit)
         return result.allowed
 
     def wait(self) -> float | None:
@@ -258,25 +257,27 @@ ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
 
 
 def throttled_response(request: HttpRequest, *, retry_after_s: int) -> HttpResponse:
-    detail = f"Too many requests. Try again in {retry_after_s} seconds."
-    if wants_problem_json(request):
-        return problem_response(
-            status=429, code="throttled", title="Request was throttled.", detail=detail, retry_after=retry_after_s
-        )
-    response = bare_page("errors/429.html", detail, status=429)
-    response["Retry-After"] = str(retry_after_s)
-    return response
+    return refusal_response(
+        request,
+        status=429,
+        code="throttled",
+        title="Request was throttled.",
+        detail=f"Too many requests. Try again in {retry_after_s} seconds.",
+        retry_after=retry_after_s,
+        template="errors/429.html",
+    )
 
 
 def _unavailable_response(request: HttpRequest, refusal: ThrottleUnavailable) -> HttpResponse:
-    retry_after = refusal.retry_after or 30
-    if wants_problem_json(request):
-        return problem_response(
-            status=503, code=refusal.code, title=refusal.title, detail=refusal.detail, retry_after=retry_after
-        )
-    response = bare_page("errors/503.html", refusal.detail, status=503)
-    response["Retry-After"] = str(retry_after)
-    return response
+    return refusal_response(
+        request,
+        status=503,
+        code=refusal.code,
+        title=refusal.title,
+        detail=refusal.detail,
+        retry_after=refusal.retry_after or 30,
+        template="errors/503.html",
+    )
 
 
 def throttle(*scopes: str, methods: frozenset[str] = UNSAFE_METHODS) -> Callable[[ViewFunc], ViewFunc]:

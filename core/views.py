@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from core.middleware import bare_page, wants_problem_json
-from core.problems import problem_response
+from core.problems import refusal_response
 
 _PAGES = {
     400: ("errors/400.html", "bad_request", "Bad request."),
@@ -17,9 +16,7 @@ _PAGES = {
 
 def _error(request: HttpRequest, status: int) -> HttpResponse:
     template, code, title = _PAGES[status]
-    if wants_problem_json(request):
-        return problem_response(status=status, code=code, title=title)
-    return bare_page(template, title, status=status)
+    return refusal_response(request, status=status, code=code, title=title, template=template)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -41,6 +38,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """settings.CSRF_FAILURE_VIEW: a form older than the session it was rendered for (or forged)."""
     detail = "This form has expired. Go back, reload the page and send it again."
-    if wants_problem_json(request):
-        return problem_response(status=403, code="csrf_failed", title="Forbidden.", detail=detail)
-    return bare_page("errors/403.html", detail, status=403)
+    return refusal_response(
+        request, status=403, code="csrf_failed", title="Forbidden.", detail=detail, template="errors/403.html"
+    )

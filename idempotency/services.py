@@ -29,21 +29,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError
+from core.metrics import record_idempotency_conflict, record_idempotent_replay
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
-from observability.metrics import record_idempotency_conflict, record_idempotent_replay
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 MAX_KEY_LENGTH = 255
 
@@ -151,7 +151,7 @@ def idempotency_release(*, record: IdempotencyKey) -> None:
             pk=record.pk, status=IdempotencyKeyStatus.IN_FLIGHT, locked_at=record.locked_at
         ).delete()
     except DatabaseError:
-        logger.warning("could not release idempotency key", extra={"key_id": record.pk}, exc_info=True)
+        logger.warning("could not release idempotency key", key_id=record.pk, exc_info=True)
 
 
 def idempotency_purge_expired(*, now: datetime | None = None, batch_size: int = 5000) -> int:

@@ -37,8 +37,8 @@ def seed(
     from django.db.models import F, Max
 
     from accounts.models import User
+    from backoffice.management.commands.seed_demo import DEMO_PASSWORD
     from orders.models import Order
-    from shop.management.commands.seed_demo import DEMO_PASSWORD
     from shop.models import Category, Product
 
     call_command("seed_demo", products=volume_products, verbosity=0)

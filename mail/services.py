@@ -43,11 +43,11 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.metrics import record_mail_failed, record_mail_sent
 from mail import dispatch
 from mail.messages import MessageWithdrawn, build_email
 from mail.models import ORDER_EVENTS, MailEvent, OutboxMessage, OutboxStatus
 from mail.transport import SMTPBackend, smtp_connection
-from observability.metrics import record_mail_failed, record_mail_sent
 
 if TYPE_CHECKING:
     # Typing only: the mail app reads an order's fields, it never imports the orders app at run time.
@@ -127,12 +127,12 @@ def outbox_enqueue(
 # --- Order mail ------------------------------------------------------------------------------------------------
 # One call per state change, inside the transaction that makes the change (the wiring is one line each):
 #
-#   event            call it where                                         in which transaction
-#   order_placed     order placement, after the order and its lines exist  the placement transaction
-#   order_paid       the capture that moves pending_payment -> paid        the settle transaction
-#   payment_failed   the decline that moves pending_payment -> failed      the settle-declined transaction
-#   order_cancelled  order_cancel, after the guarded status update         the cancel transaction
-#   order_fulfilled  order_fulfil, after the guarded status update         the fulfil transaction
+#   event            called in                                               in which transaction
+#   order_placed     do_order_create (orders/), after the order and its lines  the placement's (API and web)
+#   order_paid       payment_settle_charge (payments/), pending_payment -> paid  the settle transaction
+#   payment_failed   payment_settle_declined (payments/), the stock comes back   the settle-declined transaction
+#   order_cancelled  order_cancel (orders/), after the guarded status update   the cancel transaction
+#   order_fulfilled  order_fulfil (orders/), after the guarded status update   the fulfil transaction
 #
 # Call it only when the guarded transition actually moved the order (`order_transition(...)` returned True):
 # a transition that did not happen is not an event. A second call for the same order and event is a no-op.

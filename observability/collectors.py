@@ -6,18 +6,24 @@ whole scrape. `shop_metrics_source_up{source}` says which sources answered, so a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dj_database_url
 import psycopg
+import redis
+import structlog
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-logger = logging.getLogger(__name__)
+from core.health import run_checks
+from observability.invariants import last_results
+from payments.breaker import provider_breaker
+
+logger = structlog.get_logger(__name__)
 
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -54,17 +60,14 @@ def _mail_outbox() -> tuple[float, dict[str, int]]:
 
 
 def _queue_names() -> list[str]:
-    from config.celery import app
-
-    names = {app.conf.task_default_queue or "celery"}
-    for queue in app.conf.task_queues or []:
+    # The project's Celery app (config/celery.py sets it as the default): observability never imports config.
+    names = {current_app.conf.task_default_queue or "celery"}
+    for queue in current_app.conf.task_queues or []:
         names.add(queue.name)
     return sorted(names)
 
 
 def _celery_queue_lengths() -> dict[str, int]:
-    import redis
-
     client = redis.Redis.from_url(
         settings.CELERY_BROKER_URL, socket_timeout=settings.REDIS_TIMEOUT_S, socket_connect_timeout=0.5
     )
@@ -111,16 +114,12 @@ def _pgbouncer_pools() -> list[dict[str, Any]]:
 
 
 def _readiness() -> dict[str, bool]:
-    from core.health import run_checks
-
     # Each check runs in its own thread (with its own connection): the database check closes the connection
     # it used, which must never be the request's (it would end the request's transaction mid-flight).
     return {name: outcome == "ok" for name, outcome in run_checks().items()}
 
 
 def _invariant_results() -> dict[str, Any] | None:
-    from observability.invariants import last_results
-
     return last_results()
 
 
@@ -142,7 +141,7 @@ class ShopStateCollector(Collector):
         try:
             families = read()
         except Exception as error:
-            logger.warning("metrics source failed", extra={"source": name, "error": type(error).__name__})
+            logger.warning("metrics source failed", source=name, error=type(error).__name__)
             sources.add_metric([name], 0)
             return
         sources.add_metric([name], 1)
@@ -218,8 +217,6 @@ class ShopStateCollector(Collector):
         state = GaugeMetricFamily(
             "shop_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["breaker"]
         )
-        from payments.breaker import provider_breaker
-
         # The breaker's state lives in Redis, shared by every worker: this reads the one truth.
         current = provider_breaker().state()
         if current not in BREAKER_STATE_VALUES:

@@ -11,20 +11,21 @@ so that orders being placed while the audit runs cannot produce a false alarm. U
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from observability.sentry import report_invariant_violation
 from orders.models import STATUSES_HOLDING_STOCK, STATUSES_WITHOUT_STOCK, OrderStatus
 from payments.models import PaymentStatus
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 MAX_LISTED_VIOLATIONS = 20
 RESULTS_CACHE_KEY = "observability:invariants:last"
@@ -273,6 +274,12 @@ def check_mail_sent_once() -> InvariantResult:
     A given-up row (refused, or out of attempts) breaks it: somebody was promised a message that never went out.
     A withdrawn row does not (the event stopped warranting it, mail/services.py). Two rows for one event would
     mean the unique constraints were dropped: the customer got the message twice.
+
+    Order events are also counted from the orders' side: each state an order reached owes its customer (when
+    they have an address) one row for that event: every order order_placed, a paid one (paid_at) order_paid,
+    and payment_failed, cancelled and fulfilled orders their notice. The row commits with the state change, so
+    a missing one is a state change that skipped its mail (no grace). Orders older than the first order with mail
+    in this database (placed before order mail was wired) were promised nothing and are not counted.
     """
     grace_s = settings.INVARIANT_MAIL_GRACE_S
     rows = _rows(
@@ -287,20 +294,44 @@ def check_mail_sent_once() -> InvariantResult:
             SELECT 'doubled', event, coalesce('order ' || order_id::text, event_key), count(*)::text, 0, min(id)
             FROM mail_outboxmessage
             GROUP BY event, coalesce('order ' || order_id::text, event_key) HAVING count(*) > 1
+            UNION ALL
+            SELECT 'missing', owed.event, 'order ' || o.id::text, o.status, 0, o.id
+            FROM orders_order o
+            JOIN accounts_user u ON u.id = o.customer_id AND u.email <> ''
+            CROSS JOIN LATERAL (VALUES
+                ('order_placed', true),
+                ('order_paid', o.paid_at IS NOT NULL),
+                ('payment_failed', o.status = %s),
+                ('order_cancelled', o.status = %s),
+                ('order_fulfilled', o.status = %s)
+            ) AS owed (event, is_owed)
+            WHERE owed.is_owed
+              AND o.id >= (SELECT min(order_id) FROM mail_outboxmessage)
+              AND NOT EXISTS (
+                  SELECT 1 FROM mail_outboxmessage m WHERE m.order_id = o.id AND m.event = owed.event
+              )
         ) problems
         ORDER BY sort_key LIMIT %s
         """,
-        [grace_s, MAX_LISTED_VIOLATIONS],
+        [
+            grace_s,
+            OrderStatus.PAYMENT_FAILED.value,
+            OrderStatus.CANCELLED.value,
+            OrderStatus.FULFILLED.value,
+            MAX_LISTED_VIOLATIONS,
+        ],
     )
 
     def describe(kind: str, event: str, ref: str, status: str, age: int) -> str:
         if kind == "doubled":
             return f"{event} for {ref}: {status} messages"
+        if kind == "missing":
+            return f"{event} for {ref} ({status}): no message promised"
         return f"message {ref} ({event}) is {status} after {age}s"
 
     return _result(
         "mail_sent_once",
-        f"one outbox row per mail event, sent (or pending less than {grace_s}s)",
+        f"one outbox row per mail event (each order state reached included), sent (or pending less than {grace_s}s)",
         rows,
         describe,
     )
@@ -343,8 +374,6 @@ def results_as_dict(results: list[InvariantResult], *, checked_at: float | None 
 
 def publish_results(results: list[InvariantResult]) -> dict[str, Any]:
     """Export the outcome: kept in the cache for /metrics, and one Sentry event per broken invariant."""
-    from observability.sentry import report_invariant_violation
-
     summary = results_as_dict(results)
     try:
         cache.set(RESULTS_CACHE_KEY, summary, timeout=None)

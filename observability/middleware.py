@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from observability import metrics
+from core import metrics
 from observability.context import current_request, user_id_of
 from observability.logs import access_logger, level_for_status
 

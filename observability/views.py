@@ -17,10 +17,10 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import Metric
 
+from core.metrics import multiprocess_dir
 from core.problems import problem_response
 from observability.access import metrics_access_for
 from observability.collectors import ShopStateCollector
-from observability.metrics import multiprocess_dir
 
 
 class _ThisProcess:

@@ -21,8 +21,8 @@ from celery import signals
 from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
+from core.metrics import multiprocess_dir
 from observability.access import metrics_access_for
-from observability.metrics import multiprocess_dir
 
 logger = logging.getLogger(__name__)
 

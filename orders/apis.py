@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -13,32 +11,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import request_user
-from core.errors import PreconditionFailed, PreconditionRequired
+from core.etags import parse_if_match
 from core.openapi import ETAG, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, IF_MATCH, LOCATION
 from core.pagination import CursorPagination
 from core.serializers import StrictInputSerializer
-from idempotency.services import (
-    check_idempotency_key,
-    idempotency_claim,
-    idempotency_complete,
-    idempotency_release,
-    request_fingerprint,
-)
+from idempotency.http import IdempotentRequest, idempotent, json_answer
 from orders.models import Order, OrderStatus
+from orders.placement import order_place
 from orders.selectors import order_get_for_customer, order_list_for_customer
 from orders.serializers import OrderCreateInputSerializer, OrderOutputSerializer, OrderUpdateInputSerializer
-from orders.services import order_cancel, order_place, order_update_details
-
-_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
-
-
-def parse_if_match(header: str | None) -> int:
-    if not header:
-        raise PreconditionRequired("Send If-Match with the ETag from your last GET of this order.")
-    match = _ETAG.match(header.strip())
-    if match is None:
-        raise PreconditionFailed("If-Match does not hold an ETag of this order.")
-    return int(match.group(1))
+from orders.services import order_cancel, order_update_details
 
 
 def _order_json(order: Order) -> bytes:
@@ -74,44 +56,27 @@ class OrderListCreateApi(APIView):
         parameters=[IDEMPOTENCY_KEY, ETAG, LOCATION, IDEMPOTENT_REPLAYED],
         tags=["orders"],
     )
-    def post(self, request: Request) -> HttpResponse:
-        key = check_idempotency_key(request.headers.get("Idempotency-Key"))
-        fingerprint = request_fingerprint(method="POST", path=request.path, payload=request.data)
-        claim = idempotency_claim(user=request_user(request), key=key, fingerprint=fingerprint)
-
-        def answer(body: str, status: int, headers: dict[str, str], *, replayed: bool) -> HttpResponse:
-            response = HttpResponse(body, status=status, content_type="application/json")
-            for name, value in headers.items():
-                response[name] = value
-            if replayed:
-                response["Idempotent-Replayed"] = "true"
-            return response
-
-        if claim.is_replay:
-            # Double submit / client retry: the first answer again, byte for byte.
-            record = claim.record
-            return answer(record.response_body, record.response_status or 201, record.response_headers, replayed=True)
-        try:
-            payload = OrderCreateInputSerializer(data=request.data)
-            payload.is_valid(raise_exception=True)
-            placement = order_place(
-                customer=request_user(request),
-                lines=payload.line_requests(),
-                shipping_address=payload.shipping(),
-                note=payload.validated_data["note"],
-                idempotency_key=key,
-                fingerprint=fingerprint,
-            )
-        except BaseException:
-            # Refused or crashed (a reused key included): nothing was written, so the key is free again.
-            idempotency_release(record=claim.record)
-            raise
-        body = _order_json(placement.order).decode()
-        headers = {"ETag": placement.order.etag, "Location": f"/api/v1/orders/{placement.order.pk}/"}
-        idempotency_complete(record=claim.record, status=201, body=body, headers=headers)
+    @idempotent
+    def post(self, request: Request, idempotency: IdempotentRequest) -> HttpResponse:
+        payload = OrderCreateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        placement = order_place(
+            customer=request_user(request),
+            lines=payload.line_requests(),
+            shipping_address=payload.shipping(),
+            note=payload.validated_data["note"],
+            idempotency_key=idempotency.key,
+            fingerprint=idempotency.fingerprint,
+        )
+        order = placement.order
         # Reused key after the retention window: the key record was purged, but the order remembers the request
         # that placed it; the same request is a replay of that order, and says so, never a silent 201.
-        return answer(body, 201, headers, replayed=not placement.created)
+        return json_answer(
+            _order_json(order).decode(),
+            status=201,
+            headers={"ETag": order.etag, "Location": f"/api/v1/orders/{order.pk}/"},
+            replayed=not placement.created,
+        )
 
 
 class OrderDetailApi(APIView):

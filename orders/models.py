@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
 
+from core.etags import version_etag
+
 
 class FulfilmentCentre(models.Model):
     """Where an order ships from. Fulfilment staff are granted centres, and see only those centres' orders."""
@@ -118,7 +120,7 @@ class Order(models.Model):
 
     @property
     def etag(self) -> str:
-        return f'"{self.version}"'
+        return version_etag(self.version)
 
     @property
     def is_editable(self) -> bool:

@@ -18,11 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import User
 from core.auth import request_user
 from core.errors import ApplicationError, PreconditionFailed
+from core.problems import render_refusal
 from orders.forms import EDITABLE_FIELDS, FIELD_LABELS, OrderEditForm, order_details, sign_original
 from orders.models import Order
 from orders.selectors import order_get_for_customer, order_list_for_customer, order_status_get_for_customer
-from orders.services import order_cancel, order_update_details
-from shop.web import paginate, render_refusal, see_other
+from orders.services import order_cancel, order_edit_merge, order_update_details
+from shop.web import paginate, see_other
 
 ORDERS_PER_PAGE = 10
 # Live status: the page polls with backoff (1 s, x1.6, at most 10 s apart) and stops after this bound.
@@ -100,10 +101,7 @@ def _conflict_screen(request: HttpRequest, form: OrderEditForm, latest: Order, d
         for name in EDITABLE_FIELDS
     ]
     # Re-apply: your edits on top of the latest version; fields you did not touch keep the other edit's value.
-    merged = {
-        name: yours[name] if original is None or original.get(name) != yours[name] else current[name]
-        for name in EDITABLE_FIELDS
-    }
+    merged = order_edit_merge(original=original, yours=yours, latest=current)
     reapply = OrderEditForm(initial={**merged, "version": latest.version, "original": sign_original(latest)})
     context = {
         "order": latest,

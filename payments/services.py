@@ -10,21 +10,34 @@ No order is ever charged twice, by three independent guards:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
-from observability.metrics import record_payment_attempt, record_payment_failure
+from core.metrics import record_payment_attempt, record_payment_failure
+from mail.models import MailEvent
+from mail.services import order_mail_enqueue
 from orders.models import Order, OrderStatus
+from orders.services import do_order_release_stock, order_cancel, order_transition
+from payments.breaker import CLOSED, provider_breaker
+from payments.client import (
+    SUCCEEDED,
+    CircuitOpen,
+    ProviderDeclined,
+    ProviderUnavailable,
+    provider_charge,
+    provider_charge_lookup,
+    provider_refund,
+)
 from payments.models import Payment, PaymentStatus
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def payment_idempotency_key(order: Order) -> str:
@@ -50,8 +63,6 @@ def payment_capture(*, order_id: int) -> str:
     deferred (circuit open: the re-drive job retries), skipped (already settled) or missing (no such order).
     Raises ProviderUnavailable when the provider gave no final answer (the task retries with backoff).
     """
-    from payments.client import CircuitOpen, ProviderDeclined, ProviderUnavailable, provider_charge
-
     payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
     if payment is None:
         return "missing"  # a task for an order that never committed (or a purged test database)
@@ -87,8 +98,6 @@ def payment_settle_declined(*, payment: Payment) -> str:
 
     The order row is locked first, so this serialises with `order_cancel` and with a settle of the same order.
     """
-    from orders.services import do_order_release_stock
-
     with transaction.atomic(durable=True):
         locked = Order.objects.select_for_update(of=("self",)).get(pk=payment.order_id)
         Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
@@ -97,7 +106,9 @@ def payment_settle_declined(*, payment: Payment) -> str:
         if locked.status != OrderStatus.PENDING_PAYMENT:
             return "skipped"  # Redelivered task, or the customer cancelled first: the stock is already back.
         # Stock held forever: an order that can no longer be paid gives its units back in this transaction.
-        do_order_release_stock(order=locked, to_status=OrderStatus.PAYMENT_FAILED)
+        if do_order_release_stock(order=locked, to_status=OrderStatus.PAYMENT_FAILED):
+            # The failure notice commits with the failure; a redelivered decline stopped at "skipped" above.
+            order_mail_enqueue(order=locked, event=MailEvent.PAYMENT_FAILED)
     return "declined"
 
 
@@ -107,8 +118,6 @@ def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
     The order row is locked, so this serialises with `order_cancel`: either the cancel saw a paid order
     (and refunds it), or this sees a cancelled order (and refunds it here). Never both, never neither.
     """
-    from orders.services import order_transition
-
     with transaction.atomic(durable=True):
         order_status = (
             Order.objects.select_for_update(of=("self",)).values_list("status", flat=True).get(pk=payment.order_id)
@@ -118,9 +127,11 @@ def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
             status=PaymentStatus.CAPTURED, provider_reference=charge_id, last_error="", updated_at=timezone.now()
         )
         if order_status == OrderStatus.PENDING_PAYMENT:
-            order_transition(
+            if order_transition(
                 order_id=payment.order_id, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID
-            )
+            ):
+                # The receipt commits with the capture; a duplicate task finds the order paid and mails nothing.
+                order_mail_enqueue(order=Order.objects.get(pk=payment.order_id), event=MailEvent.ORDER_PAID)
             return "captured"
     if order_status in {OrderStatus.PAID, OrderStatus.FULFILLED}:
         # Duplicate task: both calls got the same charge back (same key); the first one settled it.
@@ -132,8 +143,6 @@ def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
 
 def payment_refund(*, order_id: int) -> str:
     """Refund a captured payment. Idempotent: the refund carries its own key, and the update is guarded."""
-    from payments.client import provider_refund
-
     payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.CAPTURED:
         return "nothing_to_refund"
@@ -202,7 +211,7 @@ def payment_reconcile(*, now: datetime | None = None, batch_size: int = 200) -> 
     _settle_pending_on_cancelled_orders(report, now, batch_size)
     _redrive_stuck_payments(report, now, batch_size)
     _refund_captured_on_cancelled(report, batch_size)
-    logger.info("payment reconciliation", extra=report.as_dict())
+    logger.info("payment reconciliation", **report.as_dict())
     return report
 
 
@@ -218,9 +227,6 @@ def _create_missing_payments(report: ReconcileReport, batch_size: int) -> None:
 
 
 def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
-    from orders.services import order_cancel
-    from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
-
     cutoff = now - timedelta(seconds=settings.PAYMENT_ABANDON_AFTER_S)
     stale = (
         Payment.objects.select_related("order")
@@ -264,8 +270,6 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
 
 
 def _settle_pending_on_cancelled_orders(report: ReconcileReport, now: datetime, batch_size: int) -> None:
-    from payments.client import SUCCEEDED, ProviderUnavailable, provider_charge_lookup
-
     # Charged, cancelled, never refunded: nothing else looks at a payment left pending on a cancelled order.
     unheard = (
         Payment.objects.filter(status=PaymentStatus.PENDING, order__status=OrderStatus.CANCELLED)
@@ -291,7 +295,7 @@ def _settle_pending_on_cancelled_orders(report: ReconcileReport, now: datetime, 
 
 
 def _redrive_stuck_payments(report: ReconcileReport, now: datetime, batch_size: int) -> None:
-    from payments.breaker import CLOSED, provider_breaker
+    # Imported here, not at the top: payments.tasks imports this module at its top (the tasks run these services).
     from payments.tasks import payment_capture_enqueue
 
     stuck = Payment.objects.filter(
@@ -317,6 +321,7 @@ def _redrive_stuck_payments(report: ReconcileReport, now: datetime, batch_size: 
 
 
 def _refund_captured_on_cancelled(report: ReconcileReport, batch_size: int) -> None:
+    # Imported here, not at the top: payments.tasks imports this module at its top (the tasks run these services).
     from payments.tasks import payment_refund_enqueue
 
     unrefunded = Payment.objects.filter(status=PaymentStatus.CAPTURED, order__status=OrderStatus.CANCELLED)

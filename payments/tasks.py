@@ -6,14 +6,13 @@ its retries) leaves its order in pending_payment, and `payments_reconcile_task` 
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from celery import shared_task
 
 from payments.client import ProviderUnavailable
 from payments.services import payment_capture, payment_reconcile, payment_refund
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 @shared_task(
@@ -30,7 +29,7 @@ logger = logging.getLogger(__name__)
 )
 def payment_capture_task(self: object, order_id: int) -> str:
     outcome = payment_capture(order_id=order_id)
-    logger.info("payment capture", extra={"order_id": order_id, "outcome": outcome})
+    logger.info("payment capture", order_id=order_id, outcome=outcome)
     return outcome
 
 
@@ -60,7 +59,7 @@ def payment_capture_enqueue(order_id: int) -> None:
         payment_capture_task.delay(order_id)
     except Exception:
         # Broker down: the payment row is the source of truth; the re-drive job will pick this order up.
-        logger.warning("could not enqueue payment capture", extra={"order_id": order_id}, exc_info=True)
+        logger.warning("could not enqueue payment capture", order_id=order_id, exc_info=True)
 
 
 def payment_refund_enqueue(order_id: int) -> None:
@@ -68,4 +67,4 @@ def payment_refund_enqueue(order_id: int) -> None:
         payment_refund_task.delay(order_id)
     except Exception:
         # Broker down: the captured payment on a cancelled order is found again by the reconciliation job.
-        logger.warning("could not enqueue payment refund", extra={"order_id": order_id}, exc_info=True)
+        logger.warning("could not enqueue payment refund", order_id=order_id, exc_info=True)

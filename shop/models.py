@@ -8,6 +8,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.urls import reverse
 
+from core.etags import version_etag
+
 
 class Category(models.Model):
     name = models.CharField(max_length=100)
@@ -71,6 +73,10 @@ class Product(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("shop:product", kwargs={"slug": self.slug})
+
+    @property
+    def etag(self) -> str:
+        return version_etag(self.version)
 
     @property
     def in_stock(self) -> bool:

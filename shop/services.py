@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError, NotFound, PreconditionFailed
+from core.permissions import MANAGE_CATEGORY_PRODUCTS
 from shop.models import Product
 
 # Object permission (django-guardian), granted per Category: "may edit the products of this category".
-MANAGE_CATEGORY_PRODUCTS = "shop.manage_category_products"
 
 
 class InvalidProductChange(ApplicationError):

@@ -7,11 +7,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from cart.forms import AddToCartForm
-from cart.selectors import cart_get
-from core.auth import request_user
 from shop.selectors import category_get, category_menu, product_get, product_list
-from shop.web import new_form_token, paginate
+from shop.web import paginate
 
 PRODUCTS_PER_PAGE = 12
 FEATURED_COUNT = 8
@@ -58,17 +55,12 @@ def search(request: HttpRequest) -> HttpResponse:
 @login_not_required
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     product = product_get(slug=slug)  # NotFound is the 404 page
-    in_cart = 0
-    if request.user.is_authenticated:
-        in_cart = cart_get(user=request_user(request)).quantity_of(product.pk)
-    form = AddToCartForm(initial={"quantity": 1, "form_token": new_form_token()})
+    # The buy form and the quantity in the cart come from the cart's template tags (cart/templatetags/).
     return render(
         request,
         "shop/product_detail.html",
         {
             "product": product,
-            "form": form,
-            "in_cart": in_cart,
             "max_quantity": min(settings.ORDER_MAX_QUANTITY_PER_LINE, max(product.stock_on_hand, 1)),
         },
     )

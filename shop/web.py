@@ -7,10 +7,8 @@ from typing import Any
 
 from django.core.paginator import Page
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponseRedirect
 
-from core.errors import ApplicationError
 from core.pagination import BoundedPaginator
 
 
@@ -23,21 +21,6 @@ def paginate(request: HttpRequest, queryset: QuerySet[Any], *, per_page: int) ->
     # Bad input: ?page=abc or ?page=99999 lands on a real page (first or last) instead of an error.
     # Growing page cost: COUNT and OFFSET stop at HTML_MAX_PAGES pages, whatever the size of the table.
     return BoundedPaginator(queryset, per_page).get_page(request.GET.get("page"))
-
-
-def render_refusal(
-    request: HttpRequest, error: ApplicationError, *, back_url: str | None = None, back_label: str = "Go back"
-) -> HttpResponse:
-    """A refusal the customer can act on, in the shop's layout, with the error's HTTP status. Never a 500."""
-    response = render(
-        request,
-        "errors/refusal.html",
-        {"error": error, "back_url": back_url, "back_label": back_label},
-        status=error.status,
-    )
-    if error.retry_after is not None:
-        response["Retry-After"] = str(error.retry_after)
-    return response
 
 
 def see_other(url: str) -> HttpResponseRedirect:

@@ -66,8 +66,8 @@ MODES: dict[str, Mode] = {
             ),
             twin_files=("workshop/twins/races.py",),
             fix=(
-                "orders.services:order_place",
-                "orders.services:do_order_create",
+                "orders.placement:order_place",
+                "orders.placement:do_order_create",
                 "idempotency.services:idempotency_claim",
                 "static/js/shop.js#enhanceBusyForm",
             ),
@@ -120,7 +120,7 @@ MODES: dict[str, Mode] = {
             twin_files=("workshop/twins/capacity.py",),
             fix=(
                 "config/settings.py@DATABASES",
-                "orders.services:enqueue_payment_after_commit",
+                "orders.placement:enqueue_payment_after_commit",
                 "payments.client:provider_request",
                 "core.throttling:throttle_hit",
             ),
@@ -197,7 +197,7 @@ MODES: dict[str, Mode] = {
             ),
             twin_files=("workshop/twins/observability.py",),
             fix=(
-                "orders.services:check_order_lines",
+                "orders.placement:check_order_lines",
                 "observability.middleware:AccessLogMiddleware",
                 "observability.invariants:check_orders_have_lines",
             ),

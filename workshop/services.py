@@ -32,8 +32,10 @@ from accounts.models import User
 from cart.models import CartItem
 from cart.services import cart_add_item
 from core.errors import Conflict
+from mail.models import OutboxMessage
 from orders.models import STATUSES_HOLDING_STOCK, Order, OrderLine
-from orders.services import LineRequest, ShippingAddress, do_order_create, order_place, order_request_fingerprint
+from orders.placement import do_order_create, order_place, order_request_fingerprint
+from orders.services import LineRequest, ShippingAddress
 from payments.models import Payment
 from shop.models import Category, Product
 from workshop import tags
@@ -232,6 +234,8 @@ def workshop_reset(*, seat: str, mode: str, scarce_stock: int = SCARCE_STOCK) ->
     with transaction.atomic(durable=True):
         twin_orders = Order.objects.filter(customer__in=side_accounts(seat, mode, "twin"))
         payments_removed, _ = Payment.objects.filter(order__in=twin_orders).delete()
+        # The seeded orders' mail rows protect their orders (on_delete=PROTECT): they go first, with them.
+        OutboxMessage.objects.filter(order__in=twin_orders).delete()
         orders_removed = twin_orders.count()
         twin_orders.delete()  # its lines go with it (ON DELETE CASCADE)
         restored = sum(_restore_stock(seat, mode, side, scarce_stock) for side in SIDES)

@@ -1,7 +1,7 @@
 """Code excerpts for the teacher page, read from the source files every time: never a copy that can drift.
 
 A reference names what to show:
-    "orders.services:order_place"       a Python function or class (inspect finds its file and lines)
+    "orders.placement:order_place"      a Python function or class (inspect finds its file and lines)
     "static/js/shop.js#enhanceBusyForm" a JavaScript function, from `function name(` to its closing brace
     "config/settings.py@DATABASES"      a settings block: the comments above `NAME =` to the next blank line
 A reference that no longer resolves (the code moved) is shown as such, and tests/workshop/test_modes.py fails.

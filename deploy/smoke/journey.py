@@ -49,7 +49,7 @@ MAIL_DIR = "/var/spool/shop-mail"
 ORDER_MAIL = ("order_placed", "order_paid")
 # Where order placement (the API's and the web checkout's) and payment promise their mail (mail/services.py, the
 # table above order_mail_enqueue). Wired elsewhere, the outbox rows still tell (order_mail_wired).
-ORDER_MAIL_CALLERS = ("orders/services.py", "payments/services.py", "cart/services.py")
+ORDER_MAIL_CALLERS = ("orders/placement.py", "orders/services.py", "payments/services.py", "cart/services.py")
 
 
 class SmokeFailure(AssertionError):

@@ -24,13 +24,15 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from cart.models import Cart, CartItem
+from core.permissions import FULFIL_CENTRE_ORDERS, MANAGE_CATEGORY_PRODUCTS
+from mail.models import OutboxMessage
 from orders.models import FulfilmentCentre, Order, OrderLine, OrderStatus
 from shop.models import Category, Product
 from tests.authorization.policy import ANONYMOUS, OTHER_CUSTOMER, OWNER, STAFF_WITH_GRANT, STAFF_WITHOUT_GRANT
 from tests.factories import TEST_PASSWORD, CategoryFactory, FulfilmentCentreFactory, ProductFactory, UserFactory
 
-FULFIL = "orders.fulfil_centre_orders"
-MANAGE_CATEGORY = "shop.manage_category_products"
+FULFIL = FULFIL_CENTRE_ORDERS
+MANAGE_CATEGORY = MANAGE_CATEGORY_PRODUCTS
 
 
 def make_order(
@@ -192,6 +194,7 @@ def delete_scene(scene: Scene) -> None:
 def _delete_scene_rows(scene: Scene) -> None:
     users = [scene.owner, scene.other_customer, scene.staff_without_grant, scene.staff_with_grant]
     OrderLine.objects.filter(order__customer__in=users).delete()
+    OutboxMessage.objects.filter(order__customer__in=users).delete()  # order mail protects its order
     Order.objects.filter(customer__in=users).delete()
     Cart.objects.filter(user__in=users).delete()
     Product.objects.filter(pk__in=[scene.product.pk, scene.coffee_product.pk]).delete()

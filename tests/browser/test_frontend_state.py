@@ -14,7 +14,8 @@ from zeal import zeal_ignore
 
 from accounts.models import User
 from orders.models import Order, OrderStatus
-from orders.services import LineRequest, ShippingAddress, order_place, order_transition
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress, order_transition
 from shop.models import Product
 from tests.browser.conftest import WAIT_MS, ContextFactory, open_checkout, screenshot
 

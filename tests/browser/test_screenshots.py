@@ -11,7 +11,8 @@ from zeal import zeal_ignore
 
 from accounts.models import User
 from cart.services import cart_add_item
-from orders.services import LineRequest, ShippingAddress, order_place
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress
 from shop.models import Product
 from tests.browser.conftest import ContextFactory, open_checkout, screenshot
 

@@ -17,9 +17,10 @@ import pytest
 import redis
 from django.conf import settings
 
-import payments.tasks
 from orders.models import Order, OrderStatus
-from orders.services import LineRequest, ShippingAddress, order_place
+from orders.placement import order_place
+from orders.ports import payment_port
+from orders.services import LineRequest, ShippingAddress
 from payments.tasks import payment_capture_task
 from tests.capacity.infra import PrivateRedis, ProviderSimulator, wait_until
 from tests.conftest import DEFAULT_ADDRESS
@@ -66,7 +67,7 @@ def _start_worker(broker: PrivateRedis, provider: ProviderSimulator, log: Any) -
 
 def _place_order_and_send_capture(broker: PrivateRedis, monkeypatch: pytest.MonkeyPatch) -> Order:
     # The order's own after-commit nudge would go to the shared test broker; this test sends it to its own.
-    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", lambda order_id: None)
+    monkeypatch.setattr(payment_port, "capture_enqueue", lambda order_id: None)
     order = order_place(
         customer=UserFactory.create(username="alice"),
         lines=[LineRequest(product_id=ProductFactory.create(stock_on_hand=5).pk, quantity=1)],

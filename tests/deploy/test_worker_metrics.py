@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIServer
 import httpx
 import pytest
 
-from observability.metrics import record_payment_attempt
+from core.metrics import record_payment_attempt
 from observability.worker_metrics import serve_worker_metrics
 
 

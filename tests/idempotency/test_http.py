@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-import payments.tasks
 from accounts.models import User
 from idempotency.models import IdempotencyKey
 from orders.models import Order
+from orders.ports import payment_port
 from shop.models import Product
 from tests.concurrency import raw_connection, run_concurrently
 from tests.conftest import order_payload
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", lambda order_id: None)
+    monkeypatch.setattr(payment_port, "capture_enqueue", lambda order_id: None)
 
 
 def sign_in(base_url: str, user: User) -> dict[str, str]:

@@ -13,11 +13,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-import payments.tasks
 from accounts.models import User
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
+from mail.models import OutboxMessage
 from orders.models import Order, OrderLine
-from orders.services import LineRequest, ShippingAddress, do_order_create
+from orders.placement import do_order_create
+from orders.ports import payment_port
+from orders.services import LineRequest, ShippingAddress
 from payments.models import Payment
 from shop.models import Product
 from tests.concurrency import BARRIER_TIMEOUT_S, constraint_switched_off, run_concurrently
@@ -32,7 +34,7 @@ RACERS = 20
 def captures_enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the payment tasks order placement sends after commit, instead of sending them to a broker."""
     sent: list[int] = []
-    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", sent.append)
+    monkeypatch.setattr(payment_port, "capture_enqueue", sent.append)
     return sent
 
 
@@ -112,6 +114,7 @@ def test_twin_read_then_write_claim_without_unique_constraints_makes_several_ord
 
     def remove_duplicates() -> None:
         Payment.objects.all().delete()
+        OutboxMessage.objects.all().delete()  # the confirmations protect their orders
         Order.objects.all().delete()
         IdempotencyKey.objects.all().delete()
 

@@ -17,13 +17,13 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 from zeal import zeal_ignore
 
-import payments.tasks
 from accounts.models import User
 from cart.models import Cart, CartItem
 from cart.services import cart_checkout
 from idempotency.models import IdempotencyKey
 from idempotency.services import IdempotencyKeyReused, idempotency_purge_expired
 from orders.models import Order
+from orders.ports import payment_port
 from shop.models import Product
 from tests.conftest import bearer_client, order_payload
 from tests.factories import UserFactory
@@ -41,7 +41,7 @@ def _rereads_are_deliberate() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", lambda order_id: None)
+    monkeypatch.setattr(payment_port, "capture_enqueue", lambda order_id: None)
 
 
 def retention_passes(settings: Any) -> None:

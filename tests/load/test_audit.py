@@ -17,7 +17,8 @@ from django.db import connection
 from accounts.models import User
 from loadtests import audit
 from orders.models import Order
-from orders.services import LineRequest, ShippingAddress, order_place
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress
 from payments.models import Payment
 from payments.services import payment_settle_declined
 from shop.models import Product

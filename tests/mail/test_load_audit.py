@@ -1,7 +1,7 @@
 """The load audit's mail check (loadtests/audit.py, check_one_confirmation_per_accepted_order) can fail.
 
-It is skipped, saying so, while order placement does not write its confirmation; once any accepted order has
-one, every accepted order needs exactly one sent row and exactly one message in the run's sink.
+Placement writes its confirmation, so every accepted order needs exactly one sent row and exactly one message in
+the run's sink; an accepted order without its row (a placement path that forgot it) fails the check.
 """
 
 from __future__ import annotations
@@ -54,9 +54,10 @@ def _accepted_orders(count: int) -> tuple[list[Order], list[dict[str, Any]]]:
 
 
 def _confirm(order: Order) -> OutboxMessage:
+    """The confirmation the placement wrote (asking again returns that row: one event, one row)."""
     with transaction.atomic():
         result = order_mail_enqueue(order=order, event="order_placed")
-    assert result is not None
+    assert result is not None and not result.created
     return result.message
 
 
@@ -67,10 +68,14 @@ def _check(conn: psycopg.Connection[Any], ledger: list[dict[str, Any]], sink: Sm
     return results["one_confirmation_per_accepted_order"]
 
 
-def test_before_the_wiring_the_check_says_it_is_skipped(conn: psycopg.Connection[Any]) -> None:
-    _, ledger = _accepted_orders(2)
+def test_the_check_is_never_skipped_accepted_orders_without_any_confirmation_fail(
+    conn: psycopg.Connection[Any],
+) -> None:
+    orders, ledger = _accepted_orders(2)
+    OutboxMessage.objects.filter(order__in=orders).delete()  # as if placement promised no mail at all
     result = _check(conn, ledger, None)
-    assert result["ok"] and result["detail"].startswith("skipped")
+    assert not result["ok"]
+    assert "2 accepted orders without a confirmation row" in result["detail"]
 
 
 def test_one_sent_confirmation_per_order_passes_and_a_recognised_resend_is_fine(
@@ -92,6 +97,7 @@ def test_one_sent_confirmation_per_order_passes_and_a_recognised_resend_is_fine(
 def test_an_accepted_order_without_its_confirmation_fails(conn: psycopg.Connection[Any], smtp_sink: SmtpSink) -> None:
     orders, ledger = _accepted_orders(2)
     assert outbox_deliver(outbox_id=_confirm(orders[0]).pk) == "sent"
+    OutboxMessage.objects.filter(order=orders[1]).delete()  # a placement path that forgot its confirmation
     result = _check(conn, ledger, smtp_sink)
     assert not result["ok"]
     assert f"without a confirmation row: {orders[1].pk}" in result["detail"]

@@ -20,7 +20,8 @@ from mail import dispatch
 from mail.models import OutboxMessage, OutboxStatus
 from mail.services import order_mail_enqueue, outbox_deliver
 from observability.invariants import check_mail_sent_once
-from tests.factories import ProductFactory
+from orders.models import Order, OrderStatus
+from tests.factories import ProductFactory, UserFactory
 from tests.mail.conftest import SmtpSink
 from tests.orders.support import place
 
@@ -69,7 +70,8 @@ def test_sent_and_failed_counters_and_the_outbox_gauges(alice: User, smtp_sink: 
     assert REGISTRY.get_sample_value("shop_mail_sent_total", {"event": "order_placed"}) == before_sent + 1
     failed = REGISTRY.get_sample_value("shop_mail_failed_total", {"event": "order_paid", "reason": "unavailable"})
     assert failed == before_failed + 1
-    assert _gauge(text, "shop_mail_outbox_messages", status="pending") == 1
+    # The deferred receipt, and the second order's confirmation (written by its placement, never attempted here).
+    assert _gauge(text, "shop_mail_outbox_messages", status="pending") == 2
     assert 590 <= _gauge(text, "shop_mail_oldest_pending_age_seconds") < 3600
     assert _gauge(text, "shop_metrics_source_up", source="mail") == 1
 
@@ -122,3 +124,30 @@ def test_two_rows_for_one_event_break_the_invariant(alice: User) -> None:
     result = check_mail_sent_once()
     assert result.count == 1
     assert result.violations == [f"order_placed for order {row.order_id}: 2 messages"]
+
+
+def test_an_order_state_change_without_its_mail_breaks_the_invariant(alice: User, smtp_sink: SmtpSink) -> None:
+    placed = _row(alice)
+    order = Order.objects.get(outbox_messages=placed)
+    assert outbox_deliver(outbox_id=placed.pk) == "sent"
+    # A capture written around payment_settle_charge (a raw fix, a new code path): paid, and no receipt promised.
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID, paid_at=timezone.now())
+
+    result = check_mail_sent_once()
+
+    assert result.count == 1
+    assert result.violations == [f"order_paid for order {order.pk} (paid): no message promised"]
+
+
+def test_orders_from_before_order_mail_and_customers_without_an_address_are_owed_nothing(
+    alice: User, smtp_sink: SmtpSink
+) -> None:
+    before = place(alice, (ProductFactory.create(), 1), key=str(uuid.uuid4()))
+    OutboxMessage.objects.filter(order=before).delete()  # placed before order mail was wired
+    nobody = UserFactory.create(username="nobody", email="")
+    place(nobody, (ProductFactory.create(), 1), key=str(uuid.uuid4()))  # nobody to write to
+    assert outbox_deliver(outbox_id=_row(alice).pk) == "sent"  # order mail is live from here on
+
+    result = check_mail_sent_once()
+
+    assert result.ok, result.detail

@@ -19,7 +19,8 @@ from zeal import zeal_ignore
 from accounts.models import User
 from observability.invariants import check_all
 from orders.models import Order
-from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress, order_cancel
 from payments.models import Payment
 from payments.services import payment_settle_charge, payment_settle_declined
 from shop.models import Product
@@ -150,7 +151,13 @@ def order_without_lines(history: dict[str, Order]) -> None:
 def line_without_order(history: dict[str, Order]) -> None:
     drop_foreign_key("orders_orderline", "order_id")
     sql("DELETE FROM payments_payment WHERE order_id = %s", [history["cancelled"].pk])
+    sql("DELETE FROM mail_outboxmessage WHERE order_id = %s", [history["cancelled"].pk])
     sql("DELETE FROM orders_order WHERE id = %s", [history["cancelled"].pk])
+
+
+def paid_without_its_receipt(history: dict[str, Order]) -> None:
+    # A state change that skipped its mail: the order is paid, and nobody was promised the receipt.
+    sql("DELETE FROM mail_outboxmessage WHERE order_id = %s AND event = 'order_paid'", [history["paid"].pk])
 
 
 def total_not_sum_of_lines(history: dict[str, Order]) -> None:
@@ -191,6 +198,7 @@ def failed_payment_keeps_its_units(history: dict[str, Order]) -> None:
         (paid_without_captured_payment, "payments_match_orders"),
         (failed_payment_keeps_its_units, "closed_orders_hold_no_stock"),
         (failed_payment_keeps_its_units, "stock_conservation"),
+        (paid_without_its_receipt, "mail_sent_once"),
     ],
 )
 def test_each_kind_of_corruption_fails_naming_the_invariant(

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.test import Client
 from prometheus_client import REGISTRY
 
-from observability import metrics
+from core import metrics
 from observability.invariants import RESULTS_CACHE_KEY, InvariantResult, publish_results
 from observability.sentry import scrub_event
 from tests.factories import ProductFactory

@@ -10,6 +10,7 @@ import pytest
 from orders.models import Order, OrderLine
 from shop.models import Product
 from tests.conftest import bearer_client, order_payload
+from tests.orders.support import stock_taken_behind_the_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +146,19 @@ def test_insufficient_stock_is_409_and_releases_key(alice, product_factory):
     Product.objects.filter(pk=product.pk).update(stock_on_hand=5, stock_received=5)
     retried = client.post("/api/v1/orders/", order_payload((product.pk, 2)), format="json", HTTP_IDEMPOTENCY_KEY="s")
     assert retried.status_code == 201
+
+
+def test_stock_the_check_constraint_refuses_is_409_not_500(alice, product_factory):
+    # Overselling past the lock: only the database's CHECK refuses; the client still gets a clean 409.
+    product = product_factory(stock_on_hand=5)
+    with stock_taken_behind_the_lock():
+        refused = bearer_client(alice).post(
+            "/api/v1/orders/", order_payload((product.pk, 2)), format="json", HTTP_IDEMPOTENCY_KEY="c"
+        )
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "insufficient_stock"
+    assert Order.objects.count() == 0
+    assert Product.objects.get(pk=product.pk).stock_on_hand == 5
 
 
 def test_patch_requires_if_match_and_detects_stale_version(alice, product_factory):

@@ -22,10 +22,10 @@ from django.utils import timezone
 from zeal import zeal_ignore
 
 import payments.services
-import payments.tasks
 from accounts.models import User
 from idempotency.models import IdempotencyKey, IdempotencyKeyStatus
 from orders.models import STATUSES_HOLDING_STOCK, STATUSES_WITHOUT_STOCK, Order, OrderLine, OrderStatus
+from orders.ports import payment_port
 from orders.services import order_cancel
 from payments import simulator
 from payments.breaker import provider_breaker
@@ -53,8 +53,8 @@ def _rereads_are_deliberate() -> Iterator[None]:
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Record the payment tasks sent after commit (capture after placing, refund after cancelling a paid order)."""
     sent: dict[str, list[int]] = {"capture": [], "refund": []}
-    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", sent["capture"].append)
-    monkeypatch.setattr(payments.tasks, "payment_refund_enqueue", sent["refund"].append)
+    monkeypatch.setattr(payment_port, "capture_enqueue", sent["capture"].append)
+    monkeypatch.setattr(payment_port, "refund_enqueue", sent["refund"].append)
     return sent
 
 
@@ -554,7 +554,7 @@ def test_failure_after_the_order_row_is_written_leaves_zero_rows(
     if failing_step == "order lines":
         monkeypatch.setattr(OrderLine.objects, "bulk_create", lines_then_crash)
     else:
-        monkeypatch.setattr(payments.services, "payment_record_for_order", payment_then_crash)
+        monkeypatch.setattr(payment_port, "record_for_order", payment_then_crash)
     client = bearer_client(alice)
     client.raise_request_exception = False
 

@@ -13,18 +13,12 @@ from django.db.models import F
 from django.utils import timezone
 from zeal import zeal_ignore
 
-import payments.tasks
 from accounts.models import User
 from core.errors import Conflict, InsufficientStock, PreconditionFailed
 from orders.models import Order, OrderLine, OrderStatus
-from orders.services import (
-    InvalidOrder,
-    LineRequest,
-    order_cancel,
-    order_place,
-    order_transition,
-    order_update_details,
-)
+from orders.placement import InvalidOrder, order_place
+from orders.ports import payment_port
+from orders.services import LineRequest, order_cancel, order_transition, order_update_details
 from payments.models import Payment, PaymentStatus
 from payments.services import payment_settle_declined
 from shop.models import Product
@@ -38,8 +32,8 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Record the payment tasks the services send after commit, instead of sending them to a broker."""
     tasks: dict[str, list[int]] = {"capture": [], "refund": []}
-    monkeypatch.setattr(payments.tasks, "payment_capture_enqueue", tasks["capture"].append)
-    monkeypatch.setattr(payments.tasks, "payment_refund_enqueue", tasks["refund"].append)
+    monkeypatch.setattr(payment_port, "capture_enqueue", tasks["capture"].append)
+    monkeypatch.setattr(payment_port, "refund_enqueue", tasks["refund"].append)
     return tasks
 
 

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from orders.models import Order, OrderStatus
-from orders.services import LineRequest, ShippingAddress, order_cancel, order_place
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress, order_cancel
 from payments.breaker import CircuitBreaker, provider_breaker
 from payments.client import ProviderDeclined, provider_charge
 from payments.models import Payment, PaymentStatus

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -19,11 +20,13 @@ from cart.models import Cart, CartItem
 from cart.selectors import cart_get
 from cart.services import CartChanged, cart_add_item, cart_checkout
 from orders.models import Order
-from orders.services import LineRequest, ShippingAddress, do_order_create
+from orders.placement import do_order_create
+from orders.services import LineRequest, ShippingAddress
 from payments.models import Payment
 from shop.models import Product
 from tests.concurrency import run_concurrently
-from tests.web.conftest import ADDRESS
+from tests.orders.support import stock_taken_behind_the_lock
+from tests.web.conftest import ADDRESS, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +135,35 @@ def test_stock_that_ran_out_is_explained_and_nothing_is_ordered(
     assert "Sencha: you asked for 2, 1 left." in response.content.decode()
     assert not Order.objects.exists()
     assert Product.objects.get(pk=sencha.pk).stock_on_hand == 1
+
+
+def test_stock_the_check_constraint_refuses_is_a_409_page_not_a_500(
+    alice: User, alice_cart: Cart, sencha: Product, checkout_form: CheckoutForm
+) -> None:
+    # Overselling past the lock: the API answers 409 (tests/orders/test_api.py); the web checkout must too.
+    client = signed_in(alice, raise_request_exception=False)
+    form = checkout_form(client)
+    with stock_taken_behind_the_lock():
+        response = client.post("/cart/checkout/", form)
+    assert response.status_code == 409
+    assert "sold out" in response.content.decode()
+    assert not Order.objects.exists()
+    assert Product.objects.get(pk=sencha.pk).stock_on_hand == 20
+    assert cart_get(user=alice).quantity_of(sencha.pk) == 2
+
+
+def test_a_cart_over_the_order_caps_is_refused_like_an_api_order(
+    alice_client: Client, alice: User, alice_cart: Cart, sencha: Product, checkout_form: CheckoutForm, settings: Any
+) -> None:
+    # Cap bypass: the cap tightened after the items went in (2 in the cart, 1 allowed now); an order placed from
+    # the cart obeys the same check_order_lines as an API order.
+    form = checkout_form(alice_client)
+    settings.ORDER_MAX_QUANTITY_PER_LINE = 1
+    response = alice_client.post("/cart/checkout/", form)
+    assert response.status_code == 400
+    assert "invalid lines" in response.content.decode()
+    assert not Order.objects.exists()
+    assert Product.objects.get(pk=sencha.pk).stock_on_hand == 20
 
 
 def test_invalid_address_keeps_the_same_key_so_the_fix_is_still_one_order(

@@ -11,7 +11,8 @@ from zeal import zeal_ignore
 from accounts.models import User
 from orders.forms import order_details, sign_original
 from orders.models import Order, OrderStatus
-from orders.services import LineRequest, ShippingAddress, order_place, order_transition, order_update_details
+from orders.placement import order_place
+from orders.services import LineRequest, ShippingAddress, order_transition, order_update_details
 from shop.models import Product
 
 pytestmark = pytest.mark.django_db

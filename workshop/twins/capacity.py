@@ -2,7 +2,7 @@
 
 Checkout as a quick code generator writes it: a fresh connection straight to PostgreSQL per request, and the
 card charged inline. Compare it with the DATABASES block in config/settings.py (PgBouncer), `provider_request` in
-payments/client.py (timeouts, retries, breaker), `enqueue_payment_after_commit` in orders/services.py and
+payments/client.py (timeouts, retries, breaker), `enqueue_payment_after_commit` in orders/placement.py and
 `throttle_hit` in core/throttling.py (side by side on /workshop/). Never imported by the real shop.
 Fix-it track: make this file hold under `make workshop-check MODE=capacity`.
 """

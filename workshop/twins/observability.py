@@ -1,7 +1,7 @@
 """ANTI-PATTERN on purpose (workshop twin of no observability); the fix lives in orders/ and observability/.
 
 Order placement as a quick code generator writes it when told "never show the customer an error". Compare it
-with `check_order_lines` in orders/services.py, `AccessLogMiddleware` in observability/middleware.py and
+with `check_order_lines` in orders/placement.py, `AccessLogMiddleware` in observability/middleware.py and
 `check_orders_have_lines` in observability/invariants.py (side by side on /workshop/). Never imported by the
 real shop. Fix-it track: make this file hold under `make workshop-check MODE=observability`.
 """

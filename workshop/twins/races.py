@@ -1,7 +1,7 @@
-"""ANTI-PATTERN on purpose (workshop twin of races in writes); the fix lives in orders/services.py.
+"""ANTI-PATTERN on purpose (workshop twin of races in writes); the fix lives in orders/placement.py.
 
 Order placement as a quick code generator writes it, the way it passes every single-user test. Compare it with
-`order_place` and `do_order_create` in orders/services.py, `idempotency_claim` in idempotency/services.py and
+`order_place` and `do_order_create` in orders/placement.py, `idempotency_claim` in idempotency/services.py and
 `enhanceBusyForm` in static/js/shop.js (side by side on /workshop/). Never imported by the real shop.
 Fix-it track: make this file hold under `make workshop-check MODE=races`.
 """

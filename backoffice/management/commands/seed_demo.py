@@ -22,6 +22,7 @@ from django.db.models import Max
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
+from core.permissions import FULFIL_CENTRE_ORDERS, MANAGE_CATEGORY_PRODUCTS
 from orders.models import FulfilmentCentre, Order
 from shop.models import Category, Product
 
@@ -244,13 +245,13 @@ class Command(BaseCommand):
         )
         berlin_team, _ = Group.objects.get_or_create(name="Fulfilment Berlin")
         # Grant to the group, on one centre: everyone in the group ships Berlin's orders, and only those.
-        assign_perm("orders.fulfil_centre_orders", berlin_team, FulfilmentCentre.objects.get(code="berlin"))
+        assign_perm(FULFIL_CENTRE_ORDERS, berlin_team, FulfilmentCentre.objects.get(code="berlin"))
         packer.groups.add(berlin_team)
         tea_manager, _ = User.objects.get_or_create(
             username="catalog_tea",
             defaults={"email": "catalog_tea@example.com", "password": password, "is_staff": True},
         )
-        assign_perm("shop.manage_category_products", tea_manager, Category.objects.get(slug="tea"))
+        assign_perm(MANAGE_CATEGORY_PRODUCTS, tea_manager, Category.objects.get(slug="tea"))
 
     def _volume_products(self, target: int, stock: int) -> None:
         """Generated products in one INSERT .. SELECT generate_series: 10,000 rows in well under a second."""
