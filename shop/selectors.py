@@ -55,9 +55,9 @@ def product_list(*, category_slug: str | None = None, search: str | None = None)
     # N+1: the category comes in the same query (JOIN), never one query per product.
     queryset = (
         Product.objects.filter(is_active=True)
-        .select_related("category")
-        .only(*PRODUCT_LIST_FIELDS)
-        .order_by(*CATALOG_ORDERING)
+        .select_related("category")  # N+1: the category comes in the same query (JOIN)
+        .only(*PRODUCT_LIST_FIELDS)  # the card's columns, not every column
+        .order_by(*CATALOG_ORDERING)  # ("name", "id"): index (is_active, name, id)
     )
     if category_slug:
         # Growing sort: compare category_id with a scalar subquery, not a JOIN on the slug, so PostgreSQL reads
