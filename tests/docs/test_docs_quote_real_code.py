@@ -32,6 +32,8 @@ DOCS = sorted(
         *(ROOT / "docs" / "patterns").glob("*.md"),
         *(ROOT / "docs" / "workshop").glob("*.md"),
         ROOT / "docs" / "architecture.md",
+        ROOT / "docs" / "conventions.md",
+        ROOT / "docs" / "api-contract.md",
         ROOT / "README.md",
     ]
 )
