@@ -65,17 +65,13 @@ class StaffProductOutputSerializer(serializers.ModelSerializer[Product]):
         read_only_fields = fields
 
 
-class StaffOrderPagination(CursorPagination):
-    ordering = "-id"
-
-
 class StaffProductPagination(CursorPagination):
     ordering = "id"
 
 
 class StaffOrderListApi(APIView):
     permission_classes = [IsStaff]
-    pagination_class = StaffOrderPagination
+    pagination_class = CursorPagination  # newest first (-id), as the base orders
 
     class StaffOrderFilterSerializer(StrictInputSerializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False, help_text="Only this status")

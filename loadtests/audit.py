@@ -32,7 +32,6 @@ from mail.mailbox import journal, stored_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 Invariants = dict[str, dict[str, Any]]
-SETTLED = ("paid", "fulfilled", "payment_failed", "cancelled")
 # The stock rule (orders/models.py STATUSES_HOLDING_STOCK): live orders hold their units; an order that can no
 # longer be paid or shipped gave them back in the transaction that closed it.
 LIVE = ["pending_payment", "paid", "fulfilled"]

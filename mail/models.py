@@ -35,7 +35,6 @@ ORDER_EVENTS = frozenset(
         MailEvent.ORDER_FULFILLED,
     }
 )
-ACCOUNT_EVENTS = frozenset({MailEvent.PASSWORD_RESET, MailEvent.VERIFY_EMAIL})
 
 
 class OutboxStatus(models.TextChoices):

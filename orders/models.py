@@ -127,10 +127,6 @@ class Order(models.Model):
         return self.status == OrderStatus.PENDING_PAYMENT
 
     @property
-    def is_cancellable(self) -> bool:
-        return self.status in {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.CANCELLED}
-
-    @property
     def is_settled(self) -> bool:
         return self.status != OrderStatus.PENDING_PAYMENT
 

@@ -25,9 +25,6 @@ class ShippingAddressSerializer(StrictInputSerializer):
         r"^[A-Za-z]{2}$", max_length=2, trim_whitespace=False, error_messages={"invalid": "Use a 2-letter ISO code."}
     )
 
-    def to_address(self, data: dict[str, str]) -> ShippingAddress:
-        return ShippingAddress(**data)
-
 
 class ShippingAddressOutputSerializer(serializers.Serializer[dict[str, str]]):
     name = serializers.CharField()

@@ -77,7 +77,3 @@ class Product(models.Model):
     @property
     def etag(self) -> str:
         return version_etag(self.version)
-
-    @property
-    def in_stock(self) -> bool:
-        return self.stock_on_hand > 0

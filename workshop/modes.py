@@ -28,9 +28,6 @@ class Mode:
     twin_files: tuple[str, ...]
     fix: tuple[str, ...]
     counters: tuple[Counter, ...]
-    # A page a person can open on each side, relative to the twin's prefix and to the shop (None: API only).
-    twin_page: str | None
-    fixed_page: str | None
     patterns_doc: str
 
     @property
@@ -76,8 +73,6 @@ MODES: dict[str, Mode] = {
                 Counter("units_oversold", "units oversold"),
                 Counter("orphan_rows", "orphan rows"),
             ),
-            twin_page="checkout/",
-            fixed_page="/cart/",
             patterns_doc="docs/patterns/01-race-conditions.md",
         ),
         Mode(
@@ -99,8 +94,6 @@ MODES: dict[str, Mode] = {
                 "core.pagination:CursorPagination",
             ),
             counters=(Counter("queries_per_request_growth", "queries per request growth, 100 to 10,000 rows"),),
-            twin_page="products/",
-            fixed_page="/api/v1/products/",
             patterns_doc="docs/patterns/02-n-plus-one.md",
         ),
         Mode(
@@ -128,8 +121,6 @@ MODES: dict[str, Mode] = {
                 Counter("responses_5xx", "5xx responses"),
                 Counter("connection_errors", "connection errors and timeouts"),
             ),
-            twin_page=None,
-            fixed_page=None,
             patterns_doc="docs/patterns/03-capacity.md",
         ),
         Mode(
@@ -150,8 +141,6 @@ MODES: dict[str, Mode] = {
                 "orders.apis:OrderDetailApi",
             ),
             counters=(Counter("records_leaked_to_other_users", "records leaked to other users"),),
-            twin_page=None,
-            fixed_page=None,
             patterns_doc="docs/patterns/04-authorization.md",
         ),
         Mode(
@@ -177,8 +166,6 @@ MODES: dict[str, Mode] = {
                 Counter("lost_edits", "lost edits"),
                 Counter("requests_never_resolved", "requests that never resolved"),
             ),
-            twin_page="orders/",
-            fixed_page="/orders/",
             patterns_doc="docs/patterns/05-frontend-state.md",
         ),
         Mode(
@@ -205,8 +192,6 @@ MODES: dict[str, Mode] = {
                 Counter("failures_without_log_metric_or_alert", "failures that left no log, metric or alert"),
                 Counter("malformed_records", "malformed records stored"),
             ),
-            twin_page=None,
-            fixed_page=None,
             patterns_doc="docs/patterns/06-observability.md",
         ),
     ]

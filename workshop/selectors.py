@@ -17,10 +17,6 @@ class Card:
     fix: list[Excerpt]
     run: Run | None
 
-    @property
-    def counters_json(self) -> list[dict[str, str]]:
-        return [{"name": counter.name, "label": counter.label} for counter in self.mode.counters]
-
 
 def teacher_cards(*, seat: str) -> list[Card]:
     latest: dict[str, Run] = {}

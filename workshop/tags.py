@@ -19,7 +19,6 @@ from typing import Literal
 Side = Literal["twin", "fixed"]
 SIDES: tuple[Side, ...] = ("twin", "fixed")
 SEAT_PATTERN = re.compile(r"^[a-z0-9]{1,8}$")
-DEFAULT_SEAT = "class"
 
 MODE_CODES = {
     "races": "RACE",
