@@ -12,8 +12,7 @@ answer to a reset request is the same whatever the address, so nobody learns who
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -28,7 +27,7 @@ from core.errors import ApplicationError
 from mail.models import MailEvent
 from mail.services import account_mail_enqueue
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class PasswordRefused(ApplicationError):
@@ -64,7 +63,7 @@ def password_reset_request(*, email: str) -> int:
                 recipient=user.email,
                 window_s=settings.ACCOUNT_MAIL_WINDOW_S,
             )
-    logger.info("password reset requested", extra={"accounts": len(accounts)})
+    logger.info("password reset requested", accounts=len(accounts))
     return len(accounts)
 
 
@@ -95,7 +94,7 @@ def do_user_password_set(*, user: User, new_password: str) -> User:
     user.set_password(new_password)
     user.save(update_fields=["password"])
     revoked = _revoke_refresh_tokens(user)
-    logger.info("password set", extra={"user_id": user.pk, "refresh_tokens_revoked": revoked})
+    logger.info("password set", user_id=user.pk, refresh_tokens_revoked=revoked)
     return user
 
 

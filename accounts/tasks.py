@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from celery import shared_task
 from django.core.management import call_command
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)

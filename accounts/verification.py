@@ -15,8 +15,7 @@ a session taken over without the password cannot redirect the account's mail.
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from django.conf import settings
 from django.db import transaction
 
@@ -27,7 +26,7 @@ from core.errors import ApplicationError
 from mail.models import MailEvent
 from mail.services import Enqueued, account_mail_enqueue
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class InvalidVerificationLink(ApplicationError):
@@ -74,7 +73,7 @@ def email_change_request(*, user: User, new_email: str, password: str) -> bool:
         return False
     with transaction.atomic(durable=True):
         email_verification_enqueue(user=user, email=new_email)
-    logger.info("address change requested", extra={"user_id": user.pk})
+    logger.info("address change requested", user_id=user.pk)
     return True
 
 
@@ -97,5 +96,5 @@ def email_verify_confirm(*, user: User, token: str) -> User:
         locked.email = claim.email
         locked.verified_email = claim.email
         locked.save(update_fields=["email", "verified_email"])
-    logger.info("address verified", extra={"user_id": locked.pk})
+    logger.info("address verified", user_id=locked.pk)
     return locked

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from http import HTTPStatus
 from typing import Any
@@ -16,8 +15,6 @@ from rest_framework.response import Response
 from core.errors import ApplicationError
 from core.infrastructure import classify_database_error
 from core.problems import PROBLEM_CONTENT_TYPE, problem_body
-
-logger = logging.getLogger(__name__)
 
 _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
     drf_exceptions.ParseError: "malformed_request",

@@ -3,11 +3,10 @@ and the services send tasks, so naming the task keeps the imports one way (tasks
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from celery import current_app
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 DELIVER_TASK = "mail.tasks.mail_deliver_task"
 
@@ -18,4 +17,4 @@ def mail_delivery_enqueue(outbox_id: int) -> None:
         current_app.send_task(DELIVER_TASK, args=[outbox_id])
     except Exception:
         # Broker down: the outbox row is the source of truth; nothing the caller did is undone or delayed.
-        logger.warning("could not enqueue mail delivery", extra={"outbox_id": outbox_id}, exc_info=True)
+        logger.warning("could not enqueue mail delivery", outbox_id=outbox_id, exc_info=True)

@@ -29,7 +29,6 @@ The rule, and where "exactly once" ends (docs/patterns/01-race-conditions.md, "S
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 import smtplib
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import structlog
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from accounts.models import User
     from orders.models import Order
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 OrderMailEvent = Literal["order_placed", "order_paid", "payment_failed", "order_cancelled", "order_fulfilled"]
 DeliveryOutcome = Literal[
@@ -150,7 +150,7 @@ def order_mail_enqueue(*, order: Order, event: OrderMailEvent | MailEvent) -> En
     # One explicit query, not a lazy `order.customer`: called once per event, also from loops (reconciliation).
     email = get_user_model().objects.filter(pk=order.customer_id).values_list("email", flat=True).first()
     if not email:
-        logger.warning("order mail skipped: the customer has no address", extra={"order_id": order.pk})
+        logger.warning("order mail skipped: the customer has no address", order_id=order.pk)
         return None
     return outbox_enqueue(
         event=event,
@@ -293,7 +293,10 @@ def _defer(*, message: OutboxMessage, error: Exception, now: datetime, permanent
     log = logger.error if give_up else logger.warning
     log(
         "mail not delivered",
-        extra={"outbox_id": message.pk, "mail_event": message.event, "attempts": attempts, "reason": reason},
+        outbox_id=message.pk,
+        mail_event=message.event,
+        attempts=attempts,
+        reason=reason,
     )
     return "gave_up" if give_up else "deferred"
 
@@ -326,9 +329,7 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
         OutboxMessage.objects.filter(pk=outbox_id, status=OutboxStatus.SENDING).update(
             status=OutboxStatus.WITHDRAWN, claimed_until=None, last_error=str(reason)[:500], updated_at=now
         )
-        logger.info(
-            "mail withdrawn", extra={"outbox_id": outbox_id, "mail_event": message.event, "reason": str(reason)}
-        )
+        logger.info("mail withdrawn", outbox_id=outbox_id, mail_event=message.event, reason=str(reason))
         return "withdrawn"
     except Exception as error:
         # A bug (a template or a context that does not render): keep the row for after the fix; let it surface.
@@ -350,7 +351,7 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
         status=OutboxStatus.SENT, sent_at=timezone.now(), claimed_until=None, last_error="", updated_at=timezone.now()
     )
     record_mail_sent(event=message.event)
-    logger.info("mail sent", extra={"outbox_id": outbox_id, "mail_event": message.event, "attempts": message.attempts})
+    logger.info("mail sent", outbox_id=outbox_id, mail_event=message.event, attempts=message.attempts)
     return "sent"
 
 
@@ -390,5 +391,5 @@ def outbox_redrive(*, now: datetime | None = None, batch_size: int = 200) -> Red
             dispatch.mail_delivery_enqueue(outbox_id)
         setattr(report, name, len(ids))
     if any(report.as_dict().values()):
-        logger.info("mail re-driven", extra=report.as_dict())
+        logger.info("mail re-driven", **report.as_dict())
     return report

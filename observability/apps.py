@@ -1,5 +1,4 @@
-import logging
-
+import structlog
 from django.apps import AppConfig
 from django.conf import settings
 from django.db.models.signals import post_save
@@ -15,9 +14,8 @@ class ObservabilityConfig(AppConfig):
             allowed = ["the payment simulator", "the demo accounts (published password)"]
             if settings.DEMO_MAIL_ALLOWANCE:  # mail/configuration.py: the demo stack's own sink, in clear text
                 allowed.append(settings.DEMO_MAIL_ALLOWANCE)
-            logging.getLogger("config.demo").warning(
-                f"DEMO_MODE=true: {', '.join(allowed[:-1])} and {allowed[-1]} are allowed. "
-                "Never run a real shop like this."
+            structlog.get_logger("config.demo").warning(
+                "DEMO_MODE=true: the demo parts are allowed. Never run a real shop like this.", allowed=allowed
             )
         # Connects the Celery signals: the request id carried into tasks (web and worker processes alike), and
         # the worker's own metrics port (off unless CELERY_METRICS_PORT is set).

@@ -1,9 +1,11 @@
 """Structured logs: one JSON object per line on stdout, with the request id and user id on every line.
 
-structlog renders both our own `structlog.get_logger()` calls and every stdlib `logging` record (Django,
-Celery, the existing `logger.info("...", extra={...})` calls), so there is one format for the whole process.
-Chosen over python-json-logger because its processors add the request context in one place and the same
-pipeline pretty-prints for local development (LOG_FORMAT=console).
+Our code logs one way: `logger = structlog.get_logger(__name__)`, then `logger.info("event name", key=value)`.
+structlog hands each event to stdlib logging as a record (the event name its message, the keys its extra), so
+our lines and every library's (Django, Celery, gunicorn) go through one formatter and come out in one format,
+and Sentry's logging integration sees a plain message to group by. Chosen over python-json-logger because its
+processors add the request context in one place and the same pipeline pretty-prints for local development
+(LOG_FORMAT=console).
 
 Find a request's whole story (web and worker lines) with:  jq -c 'select(.request_id == "<id>")'
 """
@@ -52,15 +54,28 @@ def _renderer(log_format: str) -> Processor:
     return structlog.dev.ConsoleRenderer(colors=False)
 
 
+# Attributes every LogRecord has: stdlib refuses an extra that would overwrite one (KeyError in the log call).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_LOG_KWARGS = frozenset({"exc_info", "stack_info", "stacklevel"})  # passed to stdlib as themselves
+
+
+def keep_clear_of_record_attributes(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """A log line must never break the request it describes: `name=...` or `module=...` is kept as `name_`."""
+    for key in [key for key in event_dict if key in _RECORD_ATTRIBUTES and key not in _LOG_KWARGS]:
+        event_dict[f"{key}_"] = event_dict.pop(key)
+    return event_dict
+
+
 def configure_structlog() -> None:
-    """structlog hands its events to stdlib logging, so LOGGING below decides where and how they are written."""
+    """structlog hands its events to stdlib logging as records (message + extra), so LOGGING below decides
+    where and how they are written, exactly as for every library's records."""
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *_context_processors(),
+            structlog.contextvars.merge_contextvars,
+            keep_clear_of_record_attributes,
             structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.stdlib.render_to_log_kwargs,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
@@ -84,7 +99,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "formatters": {
             "structured": {
                 "()": structlog.stdlib.ProcessorFormatter,
-                # stdlib records (Django, Celery, `logger.info(..., extra={...})`) get the same fields as ours.
+                # Every record, ours (the keys arrive as extra) or a library's, gets the same fields.
                 "foreign_pre_chain": [*_context_processors(), structlog.stdlib.ExtraAdder()],
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,

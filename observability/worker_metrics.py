@@ -9,7 +9,6 @@ behind the same access rule as /metrics (METRICS_TOKEN / METRICS_ALLOWED_IPS; hi
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -17,6 +16,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import structlog
 from celery import signals
 from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from core.metrics import multiprocess_dir
 from observability.access import metrics_access_for
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -66,7 +66,7 @@ class _QuietHandler(WSGIRequestHandler):
 def serve_worker_metrics(port: int, addr: str) -> WSGIServer:
     server = make_server(addr, port, metrics_app, _ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
-    logger.info("worker metrics on %s:%s", addr, server.server_port)
+    logger.info("worker metrics listening", address=addr, port=server.server_port)
     return server
 
 

@@ -6,7 +6,6 @@ touched. Stock is only ever set the conserved way: received = on hand + units he
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import subprocess
@@ -19,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import make_password
@@ -44,7 +44,7 @@ from workshop.modes import MODES, mode_get
 from workshop.presets import Preset, preset_for
 from workshop.tags import SIDES, Side
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(os.environ.get("WORKSHOP_RESULTS_DIR") or ROOT / "workshop" / "results")
@@ -241,7 +241,7 @@ def workshop_reset(*, seat: str, mode: str, scarce_stock: int = SCARCE_STOCK) ->
         restored = sum(_restore_stock(seat, mode, side, scarce_stock) for side in SIDES)
         products_removed = sum(_shrink_catalog(seat, side) for side in SIDES) if mode == "n-plus-one" else 0
     report = ResetReport(mode, seat, orders_removed, int(payments_removed), restored, products_removed)
-    logger.info("workshop reset", extra=report.as_dict())
+    logger.info("workshop reset", **report.as_dict())
     return report
 
 

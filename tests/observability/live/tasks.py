@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from celery import shared_task
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class FlakyDependency(ConnectionError):
