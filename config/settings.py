@@ -187,7 +187,7 @@ REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=1)
 CACHES = {
     "default": {
         # Redis down: a cache outage is a cache miss (the catalog still serves), never an exception.
-        "BACKEND": "core.infrastructure.ResilientRedisCache",
+        "BACKEND": "core.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "shop"),
         # Redis down: a cache call gives up in half a second instead of hanging the request.

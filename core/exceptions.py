@@ -12,8 +12,8 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from core.database_errors import classify_database_error
 from core.errors import ApplicationError
-from core.infrastructure import classify_database_error
 from core.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {

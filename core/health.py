@@ -30,8 +30,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from core.infrastructure import redis_client_for
 from core.problems import problem_response
+from core.redis_pool import redis_client_for
 
 READYZ_DEADLINE_S = 2.0
 CHECK_TIMEOUT_S = 1

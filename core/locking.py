@@ -8,7 +8,7 @@ with PostgreSQL row locks instead of advisory locks: the rows a use case writes 
 - `lock_in_order(queryset)` locks the rows of one table in primary-key order, so two transactions that lock the
   same rows can never wait on each other in a cycle.
 - `is_lock_contention(error)` is the one test for "busy", used by these helpers and by the last-resort
-  classification of database errors (core/infrastructure.py) for any code path that forgets them.
+  classification of database errors (core/database_errors.py) for any code path that forgets them.
 """
 
 from __future__ import annotations

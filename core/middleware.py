@@ -14,7 +14,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
-from core.infrastructure import classify_database_error
+from core.database_errors import classify_database_error
 from core.problems import PROBLEM_CONTENT_TYPE, bare_page, problem_response, refusal_response, wants_problem_json
 from core.request_context import accept_request_id, current_request_id
 

@@ -44,9 +44,9 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from core.errors import ServiceUnavailable
-from core.infrastructure import redis_connection
 from core.metrics import record_throttled
 from core.problems import refusal_response
+from core.redis_pool import redis_connection
 
 logger = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from core.infrastructure import redis_connection
+from core.redis_pool import redis_connection
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from accounts.models import User
-from core.infrastructure import redis_connection
+from core.redis_pool import redis_connection
 from mail import dispatch
 from tests.factories import UserFactory
 

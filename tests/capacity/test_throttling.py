@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from core.infrastructure import redis_connection
+from core.redis_pool import redis_connection
 from core.throttling import Rate, _counter_key, throttle_hit, throttle_rate
 from orders.models import Order
 from tests.capacity.infra import run_in_threads

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.infrastructure import redis_client_for, redis_connection
+from core.redis_pool import redis_client_for, redis_connection
 from payments.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from tests.capacity.infra import free_port, run_in_threads, wait_until
 

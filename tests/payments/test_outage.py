@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from core.infrastructure import redis_connection
+from core.redis_pool import redis_connection
 from orders.models import Order, OrderStatus
 from payments.breaker import OPEN, CircuitBreaker
 from payments.models import Payment

@@ -1,70 +1,17 @@
-"""Infrastructure failures (database down, query cancelled, lock timeout, Redis down) become 503/409, not 500."""
+"""The Django cache backend: Redis, where an outage is a cache miss instead of an exception (CACHES in
+config/settings.py)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-import psycopg.errors
 import redis
 import structlog
-from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
-from django.db import DatabaseError, InterfaceError, OperationalError
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
-from core.errors import ApplicationError, Busy, ServiceUnavailable
-from core.locking import busy, is_lock_contention
 
 logger = structlog.get_logger(__name__)
-
-
-def classify_database_error(exc: BaseException) -> ApplicationError | None:
-    """Map a database exception to the refusal the client should see, or None when it is a real bug."""
-    cause = exc.__cause__ or exc
-    if is_lock_contention(exc):
-        # Lock contention that escaped core.locking's wrapper: another request holds the rows; retry.
-        return busy()
-    if isinstance(cause, psycopg.errors.QueryCanceled):
-        # Slow query: statement_timeout cancelled it; the worker is free again and the client retries later.
-        return ServiceUnavailable("The request took too long and was cancelled. Try again shortly.", retry_after=5)
-    if isinstance(cause, psycopg.errors.IdleInTransactionSessionTimeout | psycopg.errors.AdminShutdown):
-        return ServiceUnavailable("The database connection was reset. Try again shortly.", retry_after=2)
-    if isinstance(exc, OperationalError | InterfaceError) or isinstance(cause, psycopg.OperationalError):
-        # Database or PgBouncer down: answer within the connect timeout, recover when it is back.
-        return ServiceUnavailable("The database is unavailable. Try again shortly.", retry_after=5)
-    if isinstance(exc, DatabaseError) and isinstance(cause, psycopg.errors.SerializationFailure):
-        return Busy("A concurrent update got in the way. Try again.", retry_after=1)
-    return None
-
-
-# --- Redis ----------------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def redis_client_for(url: str, timeout_s: float) -> redis.Redis:
-    # Redis down: one attempt with a short timeout, never redis-py's default retry loop, so a dead Redis
-    # costs a request milliseconds, not seconds.
-    # Thread burst: a blocking pool makes the 51st concurrent caller wait (up to timeout_s) for a connection
-    # instead of failing with MaxConnectionsError.
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=settings.REDIS_MAX_CONNECTIONS,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
-    return redis.Redis(connection_pool=pool)
-
-
-def redis_connection() -> redis.Redis:
-    """The process-wide Redis client for throttles and the circuit breaker (thread-safe connection pool)."""
-    return redis_client_for(settings.REDIS_URL, settings.REDIS_TIMEOUT_S)
 
 
 class ResilientRedisCache(RedisCache):
