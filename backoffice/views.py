@@ -24,10 +24,10 @@ from backoffice.services import staff_order_fulfil
 from core.auth import request_user
 from core.errors import ApplicationError, NotFound, PreconditionFailed
 from core.problems import render_refusal
+from core.web import paginate, see_other
 from orders.models import Order, OrderStatus
 from shop.models import Product
 from shop.services import product_update
-from shop.web import paginate, see_other
 
 PER_PAGE = 25
 

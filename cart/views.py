@@ -37,7 +37,7 @@ from core.auth import request_user
 from core.errors import ApplicationError, InsufficientStock
 from core.problems import render_refusal
 from orders.forms import EDITABLE_FIELDS
-from shop.web import new_form_token, see_other
+from core.web import new_form_token, see_other
 
 
 @login_required

@@ -7,8 +7,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core.web import paginate
 from shop.selectors import category_get, category_menu, product_get, product_list
-from shop.web import paginate
 
 PRODUCTS_PER_PAGE = 12
 FEATURED_COUNT = 8

@@ -13,7 +13,7 @@ from cart.forms import AddToCartForm
 from cart.selectors import cart_get
 from core.auth import request_user
 from shop.models import Product
-from shop.web import new_form_token
+from core.web import new_form_token
 
 register = template.Library()
 

@@ -1,4 +1,5 @@
-"""Small helpers shared by the storefront's HTML views (shop, cart, orders, accounts)."""
+"""Small helpers every HTML view of the shop shares (catalog, cart, orders, backoffice): the form token, bounded
+pagination and Post/Redirect/Get. The refusal page is built with the API's refusals, in core/problems.py."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def paginate(request: HttpRequest, queryset: QuerySet[Any], *, per_page: int) ->
     # Bad input: ?page=abc or ?page=99999 lands on a real page (first or last) instead of an error.
     # Growing page cost: COUNT and OFFSET stop at HTML_MAX_PAGES pages, whatever the size of the table.
     return BoundedPaginator(queryset, per_page).get_page(request.GET.get("page"))
+
 
 
 def see_other(url: str) -> HttpResponseRedirect:
