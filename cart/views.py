@@ -36,8 +36,8 @@ from cart.services import (
 from core.auth import request_user
 from core.errors import ApplicationError, InsufficientStock
 from core.problems import render_refusal
-from orders.forms import EDITABLE_FIELDS
 from core.web import new_form_token, see_other
+from orders.forms import EDITABLE_FIELDS
 
 
 @login_required

@@ -24,7 +24,6 @@ def paginate(request: HttpRequest, queryset: QuerySet[Any], *, per_page: int) ->
     return BoundedPaginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
-
 def see_other(url: str) -> HttpResponseRedirect:
     """Post/Redirect/Get with 303: a reload of the next page never re-sends the form."""
     response = HttpResponseRedirect(url)

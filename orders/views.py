@@ -19,11 +19,11 @@ from accounts.models import User
 from core.auth import request_user
 from core.errors import ApplicationError, PreconditionFailed
 from core.problems import render_refusal
+from core.web import paginate, see_other
 from orders.forms import EDITABLE_FIELDS, FIELD_LABELS, OrderEditForm, order_details, sign_original
 from orders.models import Order
 from orders.selectors import order_get_for_customer, order_list_for_customer, order_status_get_for_customer
 from orders.services import order_cancel, order_edit_merge, order_update_details
-from core.web import paginate, see_other
 
 ORDERS_PER_PAGE = 10
 # Live status: the page polls with backoff (1 s, x1.6, at most 10 s apart) and stops after this bound.

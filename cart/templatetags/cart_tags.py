@@ -12,8 +12,8 @@ from django import template
 from cart.forms import AddToCartForm
 from cart.selectors import cart_get
 from core.auth import request_user
-from shop.models import Product
 from core.web import new_form_token
+from shop.models import Product
 
 register = template.Library()
 
