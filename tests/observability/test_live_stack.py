@@ -328,9 +328,19 @@ def test_shop_metrics_and_scrape_time_gauges_reach_prometheus(live_stack: LiveSt
 
     # Orders placed in this module: one in the log test, three here.
     wait_until(lambda: value("sum(shop_orders_placed_total)") == 4, timeout_s=30, what="orders placed == 4")
-    assert value("sum(shop_idempotent_replays_total)") == 1
-    assert value('sum(shop_idempotency_key_conflicts_total{reason="reused"})') == 1
-    assert value('sum(shop_stock_conflicts_total{reason="insufficient_stock"})') == 1
+    # One scrape may fall between the third order and the requests after it (1 s apart on a busy machine):
+    # each counter is awaited until a scrape has seen it, never read once from a scrape that came too early.
+    wait_until(lambda: value("sum(shop_idempotent_replays_total)") == 1, timeout_s=30, what="replays == 1")
+    wait_until(
+        lambda: value('sum(shop_idempotency_key_conflicts_total{reason="reused"})') == 1,
+        timeout_s=30,
+        what="reused key conflicts == 1",
+    )
+    wait_until(
+        lambda: value('sum(shop_stock_conflicts_total{reason="insufficient_stock"})') == 1,
+        timeout_s=30,
+        what="insufficient stock conflicts == 1",
+    )
     # Payment tasks ran in the Celery worker (the provider is down here): the worker's counters are summed too.
     wait_until(lambda: (value("sum(shop_payment_attempts_total)") or 0) >= 1, timeout_s=30, what="payment attempts")
     # Scrape-time gauges: dependencies, pending orders, queue, pool, breaker.
