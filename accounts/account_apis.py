@@ -180,9 +180,7 @@ class EmailVerifyApi(APIView):
 class EmailVerifyResendApi(APIView):
     """Send the confirmation of the current address again (202), unless it is verified already."""
 
-    @extend_schema(
-        request=None, responses={202: DetailSerializer}, tags=["auth"]
-    )
+    @extend_schema(request=None, responses={202: DetailSerializer}, tags=["auth"])
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         sent = email_verification_resend(user=request_user(request))
         detail = "A confirmation link is on its way." if sent else "Your address is verified already."
