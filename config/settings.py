@@ -370,6 +370,12 @@ THROTTLE_TRUSTED_PROXIES = env_int("THROTTLE_TRUSTED_PROXIES", 0, minimum=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
+# --- Catalog cache (shop/catalog_cache.py) ---------------------------------------------------------------------
+# The product list and detail answers, kept this long per web process with request coalescing; the stock they
+# show is availability, never trusted for ordering. Off under test, where every read must see the last write.
+CATALOG_CACHE_S = env_float("CATALOG_CACHE_S", 0.0 if TESTING else 1.0, minimum=0.0)
+CATALOG_CACHE_MAX_ENTRIES = env_int("CATALOG_CACHE_MAX_ENTRIES", 1024, minimum=1)
+
 # --- Load shedding (core/shedding.py; docs/patterns/03-capacity.md) ------------------------------------------
 # Overload: a request that waited longer than this for a worker thread is refused 503 + Retry-After at once, so
 # the queue stays short and the admitted requests keep their latency budget. 0 switches shedding off.
