@@ -8,6 +8,10 @@ request that has already waited longer than `SHEDDING_MAX_QUEUE_MS` for a worker
 template work; refusing costs well under a millisecond of the thread, so the queue drains and the requests
 still admitted are served within their budget.
 
+While the queue stands (requests wait, and the last one a thread took had waited too long), a new arrival is
+refused at the door: a refusal thread of its own answers it at once instead of after the wait
+(`QueueTimedThreadWorker.enqueue_req`).
+
 How long a request waited is measured, not guessed:
 
 - under gunicorn with `QueueTimedThreadWorker` (config/gunicorn.conf.py): from the moment the worker
@@ -25,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
 from django.conf import settings
@@ -46,20 +51,57 @@ def measured_queue_wait_s() -> float | None:
     return getattr(_queue_wait, "seconds", None)
 
 
+def refused_at_the_door() -> bool:
+    """The server already decided to refuse this request when it arrived (a standing queue, see below)."""
+    return bool(getattr(_queue_wait, "at_door", False))
+
+
 class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker, noting when each request was queued for a thread and when one took it."""
+    """gunicorn's gthread worker, noting when each request was queued for a thread and when one took it.
+
+    It also refuses at the door. While the queue is standing (requests are waiting, and the last one a thread
+    took had waited longer than SHEDDING_MAX_QUEUE_MS), a request that arrives would only wait as long; it is
+    handed to a refusal thread of its own instead of joining the queue, and answered 503 at once rather than
+    after the wait. The queue empties, and the next arrivals are admitted again.
+    """
+
+    def init_process(self) -> None:
+        self.shop_waiting = 0  # requests queued for a request thread, not yet taken
+        self.shop_standing_wait_s = 0.0  # how long the last request taken had waited, while others still wait
+        self.shop_counts = threading.Lock()
+        # Two, so that one slow client (a refusal still waits for its request to arrive) does not block the door.
+        self.shop_refusals = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="refusal")
+        super().init_process()
 
     def enqueue_req(self, conn: Any) -> None:
         conn.shop_queued_at = time.monotonic()
-        super().enqueue_req(conn)
+        max_wait_s = settings.SHEDDING_MAX_QUEUE_MS / 1000
+        with self.shop_counts:
+            conn.shop_at_door = max_wait_s > 0 and self.shop_waiting > 0 and self.shop_standing_wait_s > max_wait_s
+            if not conn.shop_at_door:
+                self.shop_waiting += 1
+        if not conn.shop_at_door:
+            super().enqueue_req(conn)
+            return
+        refusal = self.shop_refusals.submit(self.handle, conn)
+        refusal.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
     def handle(self, conn: Any) -> Any:
         queued_at = getattr(conn, "shop_queued_at", None)
-        _queue_wait.seconds = time.monotonic() - queued_at if queued_at is not None else None
+        waited = time.monotonic() - queued_at if queued_at is not None else None
+        at_door = getattr(conn, "shop_at_door", False)
+        conn.shop_at_door = False  # a kept-alive connection's next request is judged afresh
+        if not at_door and queued_at is not None:
+            with self.shop_counts:
+                self.shop_waiting -= 1
+                # A standing queue: others still wait behind a request that waited this long.
+                self.shop_standing_wait_s = waited if self.shop_waiting > 0 and waited is not None else 0.0
+        _queue_wait.seconds, _queue_wait.at_door = waited, at_door
         try:
             return super().handle(conn)
         finally:
-            _queue_wait.seconds = None  # a thread's next request must not inherit this one's wait
+            # A thread's next request must not inherit this one's wait.
+            _queue_wait.seconds, _queue_wait.at_door = None, False
 
 
 def proxy_queue_wait_s(header: str, *, now: float) -> float | None:
@@ -76,11 +118,12 @@ def proxy_queue_wait_s(header: str, *, now: float) -> float | None:
 
 
 def queue_wait_s(request: HttpRequest) -> float | None:
+    """The longest wait any trusted clock measured: the proxy's stamp also counts the time before gunicorn."""
+    waits = [measured_queue_wait_s()]
     if settings.SHEDDING_TRUST_REQUEST_START and (header := request.headers.get("X-Request-Start")):
-        from_proxy = proxy_queue_wait_s(header, now=time.time())
-        if from_proxy is not None:
-            return from_proxy
-    return measured_queue_wait_s()
+        waits.append(proxy_queue_wait_s(header, now=time.time()))
+    measured = [wait for wait in waits if wait is not None]
+    return max(measured) if measured else None
 
 
 def overloaded_response(request: HttpRequest, *, waited_ms: float) -> HttpResponse:
@@ -113,7 +156,7 @@ class LoadSheddingMiddleware:
             waited = queue_wait_s(request)
             # Overload: past the knee, serving a request that already waited this long only makes the next wait
             # longer; refusing it now keeps the admitted ones within budget.
-            if waited is not None and waited > self.max_wait_s:
+            if refused_at_the_door() or (waited is not None and waited > self.max_wait_s):
                 record_shed()
-                return overloaded_response(request, waited_ms=waited * 1000)
+                return overloaded_response(request, waited_ms=(waited or 0.0) * 1000)
         return self.get_response(request)

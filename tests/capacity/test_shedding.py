@@ -99,6 +99,58 @@ def test_twin_without_shedding_every_queued_request_waits_its_turn(
     assert {key: _status(answer) for key, answer in answers.items()} == dict.fromkeys(answers, 200)
 
 
+def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    """One thread: hog 1 sleeps; hog 2 and one more request queue behind it. When hog 2 is taken after waiting,
+    the queue stands (the other request still waits). Requests arriving now are refused by the refusal thread
+    while hog 2 still holds the only request thread: they never joined the queue."""
+    database = settings.DATABASES["default"]
+    server = app_server_factory(
+        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        GUNICORN_THREADS="1",
+        SHEDDING_MAX_QUEUE_MS="200",
+    )
+    answers: dict[str, Any] = {}
+
+    def fetch(key: str, path: str) -> None:
+        with server.client() as http:
+            try:
+                answers[key] = http.get(path)
+            except httpx.HTTPError as error:
+                answers[key] = type(error).__name__
+
+    def start(key: str, path: str) -> threading.Thread:
+        thread = threading.Thread(target=fetch, args=(key, path))
+        thread.start()
+        return thread
+
+    sleeping = str(database["NAME"])
+    hog_1 = start("hog 1", "/api/_test/slow-query/?seconds=2")
+    assert wait_until(lambda: _sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
+    hog_2 = start("hog 2", "/api/_test/slow-query/?seconds=3")
+    time.sleep(0.3)  # hog 2 is accepted and queued first, the waiting request behind it
+    waiting = start("waiting", "/api/v1/categories/")
+    hog_1.join(timeout=30)
+    assert wait_until(lambda: _sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)  # hog 2 now
+
+    arrivals = [start(f"arrival {path}", path) for path in ("/api/v1/products/", "/api/v1/categories/", "/")]
+    for thread in arrivals:
+        thread.join(timeout=30)
+    hog_2_still_sleeping = _sleeping_queries(sleeping) == 1
+    for thread in (hog_2, waiting):
+        thread.join(timeout=60)
+
+    assert hog_2_still_sleeping, "the arrivals were answered only after the request thread was free"
+    for path in ("/api/v1/products/", "/api/v1/categories/", "/"):
+        response = answers[f"arrival {path}"]
+        assert _status(response) == 503 and response.headers["Retry-After"] == "1", (path, _status(response))
+    assert answers["arrival /api/v1/products/"].json()["code"] == "overloaded"
+    assert _status(answers["waiting"]) == 503  # it waited behind hog 2's sleep: shed when taken
+    assert _status(answers["hog 1"]) == _status(answers["hog 2"]) == 200
+
+
 # --- Behind a proxy: the wait counts from its X-Request-Start stamp (SHEDDING_TRUST_REQUEST_START) -------------
 
 
@@ -117,10 +169,9 @@ def test_a_malformed_or_implausible_stamp_is_ignored(header: str) -> None:
 
 def test_a_trusted_proxy_stamp_sheds_an_old_request_and_admits_a_fresh_one(client: Client, settings: Any) -> None:
     settings.SHEDDING_TRUST_REQUEST_START = True
-    old, fresh = f"t={time.time() - 1.0:.3f}", f"t={time.time():.3f}"
-
-    shed = client.get("/api/v1/categories/", headers={"X-Request-Start": old})
-    served = client.get("/api/v1/categories/", headers={"X-Request-Start": fresh})
+    shed = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 1.0:.3f}"})
+    # Stamped now, just as the proxy passes it on (a stamp made earlier could age past 250 ms on a busy box).
+    served = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time():.3f}"})
     junk = client.get("/api/v1/categories/", headers={"X-Request-Start": "t=<script>"})
 
     assert shed.status_code == 503 and shed["Retry-After"] == "1" and shed.json()["code"] == "overloaded"
