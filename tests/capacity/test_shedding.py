@@ -170,7 +170,7 @@ def test_a_malformed_or_implausible_stamp_is_ignored(header: str) -> None:
 def test_a_trusted_proxy_stamp_sheds_an_old_request_and_admits_a_fresh_one(client: Client, settings: Any) -> None:
     settings.SHEDDING_TRUST_REQUEST_START = True
     shed = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 1.0:.3f}"})
-    # Stamped now, just as the proxy passes it on (a stamp made earlier could age past 250 ms on a busy box).
+    # Stamped now, just as the proxy passes it on (a stamp made earlier could age past the limit on a busy box).
     served = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time():.3f}"})
     junk = client.get("/api/v1/categories/", headers={"X-Request-Start": "t=<script>"})
 
