@@ -129,7 +129,17 @@ def render_index(
     reasons = [name for name, budget in summary["budgets"].items() if not budget.get("ok", True)]
     sections.append(
         f'<p class="verdict {"pass" if passed else "fail"}">{"PASS" if passed else "FAIL"}</p>'
-        + (f"<p>Failed: {escape(', '.join(reasons))}</p>" if reasons else "")
+        + (
+            f"<p>{'Over the whole ramp, broken' if stress else 'Failed'}: {escape(', '.join(reasons))}</p>"
+            if reasons
+            else ""
+        )
+        + (
+            "<p>A stress run passes when, past the knee, the shop refused politely (429/503 with Retry-After) or "
+            "answered slower, never with 500s or timeouts, and every invariant held afterwards.</p>"
+            if stress
+            else ""
+        )
         + f"<p>{summary['users']} users, spawn {summary['spawn_rate']}/s, {summary['duration_s']:.0f} s: "
         f"{summary['requests']:,} requests, {summary['rps']} rps, p50 {summary['p50_ms']} ms, "
         f"p95 {summary['p95_ms']} ms, p99 {summary['p99_ms']} ms, {summary['failures']} unexpected outcomes.</p>"
