@@ -14,7 +14,9 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # gthread: each worker process serves `threads` requests at once; each thread keeps one PgBouncer connection.
-worker_class = "gthread"
+# Overload: this gthread worker also measures how long each request waited for a thread, so the shop can shed
+# the ones that waited too long (core/shedding.py).
+worker_class = "core.shedding.QueueTimedThreadWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Hung request: a worker silent for this long is killed and replaced. Everything below it fires first:

@@ -109,6 +109,8 @@ MIDDLEWARE = [
     "core.middleware.ServerTimingMiddleware",
     # No observability: one JSON access line and the request metrics per request (sees the query counter).
     "observability.middleware.AccessLogMiddleware",
+    # Overload: a request that waited too long for a thread is refused 503 + Retry-After before any other work.
+    "core.shedding.LoadSheddingMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     # Bad input: NUL in a path, query, form field or header is a 400 here, never a psycopg error in a view.
     "core.middleware.UnstorableInputMiddleware",
@@ -367,6 +369,24 @@ THROTTLE_TRUSTED_PROXIES = env_int("THROTTLE_TRUSTED_PROXIES", 0, minimum=0)
 # Resource exhaustion: a 10 MB body is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+# --- Catalog cache (shop/catalog_cache.py) ---------------------------------------------------------------------
+# The product list and detail answers, kept this long per web process with request coalescing; the stock they
+# show is availability, never trusted for ordering. Off under test, where every read must see the last write.
+CATALOG_CACHE_S = env_float("CATALOG_CACHE_S", 0.0 if TESTING else 1.0, minimum=0.0)
+CATALOG_CACHE_MAX_ENTRIES = env_int("CATALOG_CACHE_MAX_ENTRIES", 1024, minimum=1)
+
+# --- Load shedding (core/shedding.py; docs/patterns/03-capacity.md) ------------------------------------------
+# Overload: a request that waited longer than this for a worker thread is refused 503 + Retry-After at once, so
+# the queue stays short and the admitted requests keep their latency budget. 0 switches shedding off. 500 ms is
+# well over any wait below the knee and leaves the admitted request most of the load suite's 800 ms reads budget.
+SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 500, minimum=0)
+SHEDDING_RETRY_AFTER_S = env_int("SHEDDING_RETRY_AFTER_S", 1, minimum=1)
+# Behind a proxy that overwrites X-Request-Start (nginx: `proxy_set_header X-Request-Start "t=${msec}";`), the
+# wait counts from the proxy's stamp. Never trust it without such a proxy: a client could send its own.
+SHEDDING_TRUST_REQUEST_START = env_bool("SHEDDING_TRUST_REQUEST_START", False)
+# Probes are never shed: a liveness probe refused under load gets a busy instance restarted.
+SHEDDING_EXEMPT_PATHS = ["/healthz", "/readyz", "/metrics"]
 
 # Server-Timing: on in development, off by default in production.
 SERVER_TIMING_ENABLED = env_bool("SERVER_TIMING_ENABLED", not PRODUCTION)

@@ -45,6 +45,9 @@ STOCK_CONFLICTS = Counter(
     "Orders refused over stock: insufficient_stock, or busy (a stock row lock timed out).",
     ["reason"],
 )
+REQUESTS_SHED = Counter(
+    "shop_requests_shed", "Requests refused 503 overloaded: they waited too long for a thread (core/shedding.py)."
+)
 THROTTLED_REQUESTS = Counter("shop_throttled_requests", "Requests answered 429, by throttle scope.", ["scope"])
 PAYMENT_ATTEMPTS = Counter(
     "shop_payment_attempts", "Calls to the payment provider, by kind (charge, refund).", ["kind"]
@@ -100,6 +103,10 @@ def record_idempotency_conflict(reason: str) -> None:
 def record_stock_conflict(reason: str) -> None:
     """reason: "insufficient_stock" or "busy"."""
     STOCK_CONFLICTS.labels(reason=reason).inc()
+
+
+def record_shed() -> None:
+    REQUESTS_SHED.inc()
 
 
 def record_throttled(scope: str) -> None:

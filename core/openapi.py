@@ -118,7 +118,8 @@ _ERROR_DESCRIPTIONS = {
     422: "This Idempotency-Key was already used with a different request body.",
     428: "This request must be conditional: send If-Match with the ETag you read.",
     429: "Too many requests (or too many failed log-ins): wait Retry-After seconds.",
-    503: "A dependency is unavailable or the request took too long: retry after Retry-After seconds.",
+    503: "A dependency is unavailable, the request took too long, or the shop is overloaded (`overloaded`): "
+    "retry after Retry-After seconds.",
 }
 
 

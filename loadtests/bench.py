@@ -2,6 +2,7 @@
 
     /healthz            the framework and middleware ceiling (gunicorn + Django, no database)
     product list        a typical read: one query, serialized, paginated
+    product detail      one product by id
     order placement     the API write: idempotency claim, locks, order, lines, stock, payment, commit
     pgbench             the order placement's own SQL (order_placement.pgbench.sql) through the same PgBouncer:
                         the database ceiling for that write
@@ -133,7 +134,13 @@ def main() -> None:
         app_port=app_port,
         provider_port=provider_port,
         log_dir=out / "stack",
-        extra_env={"THROTTLE_USER_RATE": "1000000/min"},
+        extra_env={
+            "THROTTLE_USER_RATE": "1000000/min",
+            # A closed loop of 24 connections over 12 threads queues by design; shedding would turn that queue
+            # into 503s and the ceiling into a count of refusals (make loadtest-stress measures shedding).
+            "SHEDDING_MAX_QUEUE_MS": os.environ.get("SHEDDING_MAX_QUEUE_MS", "0"),
+            "CATALOG_CACHE_S": os.environ.get("CATALOG_CACHE_S", "1.0"),
+        },
     )
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg()[0]}}
     try:
@@ -165,6 +172,9 @@ def main() -> None:
         print(f"   /healthz              {results['healthz']['rps']:>8} rps", flush=True)
         results["product_list"] = wrk(f"{host}/api/v1/products/?page_size=20")
         print(f"   GET /api/v1/products/ {results['product_list']['rps']:>8} rps", flush=True)
+        detail_id = fixture["product_ids"][0]
+        results["product_detail"] = wrk(f"{host}/api/v1/products/{detail_id}/")
+        print(f"   GET /api/v1/products/{detail_id}/ {results['product_detail']['rps']:>8} rps", flush=True)
         tokens = access_tokens(host, fixture["buyers"][:16], fixture["password"])
         products = fixture["product_ids"][:100]
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
@@ -196,6 +206,7 @@ def main() -> None:
     ceiling = results["pgbench_order_sql"]["tps"] or 1
     results["ratios"] = {
         "product_list / healthz": round(results["product_list"]["rps"] / healthz, 3),
+        "product_detail / healthz": round(results["product_detail"]["rps"] / healthz, 3),
         "order_placement / healthz": round(results["order_placement"]["rps"] / healthz, 3),
         "order_placement / pgbench_order_sql": round(results["order_placement"]["rps"] / ceiling, 3),
     }
@@ -204,6 +215,7 @@ def main() -> None:
     print(f"{'figure':<38}{'per second':>12}")
     print(f"{'/healthz (framework ceiling)':<38}{results['healthz']['rps']:>12}")
     print(f"{'GET /api/v1/products/':<38}{results['product_list']['rps']:>12}")
+    print(f"{'GET /api/v1/products/<id>/':<38}{results['product_detail']['rps']:>12}")
     print(f"{'POST /api/v1/orders/ (201s)':<38}{results['order_placement']['rps']:>12}")
     print(f"{'pgbench order SQL (database ceiling)':<38}{results['pgbench_order_sql']['tps']:>12}")
     for name, ratio in results["ratios"].items():

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import MasterRunner
@@ -27,6 +28,7 @@ from loadtests.browsers import Browser
 from loadtests.budgets import Sample, judge
 from loadtests.buyers import ApiBuyer, RushBuyer
 from loadtests.common import CATALOG, LEDGER, load_fixture
+from loadtests.progress import ProgressTally
 from loadtests.web import WebBuyer, discover_web
 
 __all__ = ["ApiBuyer", "Browser", "Canceller", "Curious", "Editor", "RushBuyer", "WebBuyer"]
@@ -76,6 +78,17 @@ class SampleRecorder:
 
 RECORDER = SampleRecorder()
 STRESS = os.environ.get("LOAD_SHAPE") == "steps"
+PROGRESS = ProgressTally()
+PROGRESS_S = float(os.environ.get("LOAD_PROGRESS_S", "10"))
+
+
+def print_progress(environment: Environment) -> None:
+    """Minutes of silence: every PROGRESS_S seconds, one line with the last window's users, rps, p95 and errors."""
+    started = time.monotonic()
+    while True:
+        gevent.sleep(PROGRESS_S)
+        users = environment.runner.user_count if environment.runner is not None else 0
+        print(PROGRESS.line(elapsed_s=time.monotonic() - started, users=users, window_s=PROGRESS_S), flush=True)
 
 
 @events.request.add_listener
@@ -92,18 +105,18 @@ def on_request(
     context = context or {}
     status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
     outcome = context.get("outcome") or (str(status) if status else f"error {type(exception).__name__}")
-    RECORDER.record(
-        Sample(
-            t=start_time or time.time(),
-            name=name,
-            method=request_type,
-            status=status,
-            outcome=outcome,
-            expected=bool(context.get("expected", exception is None)),
-            response_ms=float(response_time or 0),
-            retry_after=bool(context.get("retry_after", False)),
-        )
+    sample = Sample(
+        t=start_time or time.time(),
+        name=name,
+        method=request_type,
+        status=status,
+        outcome=outcome,
+        expected=bool(context.get("expected", exception is None)),
+        response_ms=float(response_time or 0),
+        retry_after=bool(context.get("retry_after", False)),
     )
+    RECORDER.record(sample)
+    PROGRESS.add(sample)
 
 
 @events.test_start.add_listener
@@ -114,6 +127,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
         discover_from_api(environment)
     discover_web(environment)
     RECORDER.open()
+    gevent.spawn(print_progress, environment)
     meta = Path(os.environ.get("LOAD_LEDGER_DIR", "loadtests/results/ledger")) / "meta.json"
     meta.write_text(
         json.dumps({"started_at": time.time(), "web_pages": CATALOG.web_pages, "web_checkout": CATALOG.web_checkout})

@@ -276,7 +276,7 @@ def write_charts(samples: list[Sample], history_csv: Path, out_dir: Path, *, tit
 
 def stress_steps(samples: list[Sample], *, t0: float, step_s: float, steps: list[int]) -> dict[str, Any]:
     """Judge each step of a stress ramp; the knee is the last step before the budgets first broke."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     per_step = _bins(samples, t0, step_s)
     for index, users in enumerate(steps):
         window = per_step.get(index, [])

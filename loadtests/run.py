@@ -11,6 +11,9 @@ Settings come from the environment (the Makefile passes them through):
     LOAD_LATENCY_BUDGETS=0                   report p95 budgets but pass on correctness alone (the CI smoke)
     LOAD_FRESH_DB=0                          keep the private stack's database between runs (default: re-create it,
                                              so every run starts from the same data)
+    LOAD_PROGRESS_S=10                       how often the progress line is printed during the run
+    LOAD_SHED_OK=1                           count a 503 with Retry-After (load shed) as a polite refusal, not a 5xx
+                                             (always so in stress mode; the CI smoke sets it: correctness alone)
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from loadtests import audit, report
+from loadtests import audit, index_page, report
 from loadtests.budgets import budgets_doc
 from loadtests.machine import MachineSampler
+from loadtests.progress import PREFIX as PROGRESS_PREFIX
 from loadtests.stack import ROOT, VENV_BIN, Stack, database_prepare, free_port, port_in_use
 
 RESULTS = ROOT / "loadtests" / "results"
@@ -143,9 +147,22 @@ def run_locust(
         command += ["--users", str(users), "--spawn-rate", str(spawn_rate)]
     with (out / "locust.log").open("w") as log:
         locust = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+            bufsize=1,
         )
         sampler.process_groups[locust.pid] = "load generator (locust)"
+        assert locust.stdout is not None
+        # Everything locust says goes to locust.log; the progress lines and the stress steps to the terminal too.
+        for line in locust.stdout:
+            log.write(line)
+            if line.startswith((PROGRESS_PREFIX, "[stress]")):
+                print(line, end="", flush=True)
         return locust.wait()
 
 
@@ -256,7 +273,7 @@ def main() -> None:
         spawn_rate=spawn_rate,
         duration_s=duration_s,
         invariants=invariants,
-        shed_ok=args.stress,
+        shed_ok=args.stress or os.environ.get("LOAD_SHED_OK") == "1",
         enforce_latency=os.environ.get("LOAD_LATENCY_BUDGETS", "1") != "0",
     )
     report.write_json(out / "summary.json", summary)
@@ -271,6 +288,19 @@ def main() -> None:
         stress = report.stress_steps(samples, t0=t0, step_s=step_s, steps=steps[:steps_run])
         report.write_json(out / "stress.json", stress)
         charts.append(report.write_stress_chart(stress, out))
+    verdict = summary["verdict"]
+    if stress is not None:
+        verdict = "pass" if stress["graceful"] and summary["budgets"]["invariants"]["ok"] else "fail"
+    index = index_page.write_index(
+        out,
+        title=f"Hardened Shop {mode} run {stamp}",
+        summary=summary,
+        samples=samples,
+        machine=machine,
+        stress=stress,
+        charts=charts,
+        verdict=verdict,
+    )
     if not args.no_latest and args.results_dir is None:
         link = RESULTS / ("latest-stress" if args.stress else "latest")
         if link.is_symlink() or link.exists():
@@ -289,6 +319,7 @@ def main() -> None:
             f"WARNING: {share:.0%} of the machine's CPU went to other processes during the run: the latency "
             "figures say more about them than about the shop (correctness checks are unaffected)."
         )
+    print(f"the run on one page: {index}")
     if args.stress:
         sys.exit(0 if stress and stress["graceful"] and summary["budgets"]["invariants"]["ok"] else 1)
     sys.exit(0 if summary["verdict"] == "pass" else 1)

@@ -107,11 +107,16 @@ class WebBuyer(FastHttpUser):
             ),
         )
         cart = call(self, "GET", "/cart/", name="GET /cart/ (html)", expect={"200", "302"})
-        self.signed_in = cart.status == 200  # 302 to the login page: the session did not survive (other key)
+        # 302 to the login page: the session did not survive (other key). A 503 (load shed) says nothing about it.
+        self.signed_in = cart.status != 302
 
     def log_in(self) -> None:
         self.username = CATALOG.account("buyers")
-        login = call(self, "GET", "/accounts/login/", name="GET /accounts/login/ (html)", expect={"200"})
+        # 302: already signed in (the login page sends a signed-in customer on), e.g. after a shed page.
+        login = call(self, "GET", "/accounts/login/", name="GET /accounts/login/ (html)", expect={"200", "302"})
+        if login.status == 302:
+            self.signed_in = True
+            return
         token = form_fields(login.text).get("csrfmiddlewaretoken")
         if not token:
             return

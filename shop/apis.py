@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -11,6 +13,7 @@ from rest_framework.views import APIView
 
 from core.pagination import CursorPagination
 from core.serializers import StrictInputSerializer
+from shop.catalog_cache import catalog_cached
 from shop.selectors import category_list, product_get, product_list
 from shop.serializers import CategoryOutputSerializer, ProductOutputSerializer
 
@@ -53,13 +56,18 @@ class ProductListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        products = product_list(
-            category_slug=filters.validated_data.get("category") or None,
-            search=filters.validated_data.get("q") or None,
-        )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(products, request, view=self)
-        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+
+        def page_of_products() -> dict[str, Any]:
+            products = product_list(
+                category_slug=filters.validated_data.get("category") or None,
+                search=filters.validated_data.get("q") or None,
+            )
+            paginator = self.pagination_class()
+            page = paginator.paginate_queryset(products, request, view=self)
+            return dict(paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data).data)
+
+        # The full URL is the key: it names the page, and the next/previous links in the answer are built from it.
+        return Response(catalog_cached(("products", request.build_absolute_uri()), page_of_products))
 
 
 class ProductDetailApi(APIView):
@@ -67,4 +75,8 @@ class ProductDetailApi(APIView):
 
     @extend_schema(responses=ProductOutputSerializer, tags=["catalog"])
     def get(self, request: Request, product_id: int) -> Response:
-        return Response(ProductOutputSerializer(product_get(product_id=product_id)).data)
+        return Response(
+            catalog_cached(
+                ("product", product_id), lambda: ProductOutputSerializer(product_get(product_id=product_id)).data
+            )
+        )

@@ -71,6 +71,11 @@ class WorkshopStack(Stack):
             WORKSHOP_ENABLED="true",
             WORKSHOP_SHOP_URL=self.host,
             WORKSHOP_TWIN_URL=self.twin_host,
+            # Each mode measures one failure mode's fix against its twin: the n-plus-one scorecard counts the
+            # queries of the fixed list (a catalog cache hit runs none) and the capacity one counts answers
+            # under a load calibrated without load shedding. Both stay off unless asked for.
+            CATALOG_CACHE_S=os.environ.get("CATALOG_CACHE_S", "0"),
+            SHEDDING_MAX_QUEUE_MS=os.environ.get("SHEDDING_MAX_QUEUE_MS", "0"),
         )
         return env
 

@@ -39,6 +39,8 @@ def test_shop_holds_100_users_for_30_seconds_with_nothing_lost() -> None:
         "APP_PORT": str(free_port()),
         "PROVIDER_PORT": str(free_port()),
         "LOAD_LATENCY_BUDGETS": "0",
+        # A shared CI box can be past the shop's knee: a 503 with Retry-After (load shed) is then a correct answer.
+        "LOAD_SHED_OK": "1",
         "LOAD_DRAIN_TIMEOUT_S": "45",
         "LOAD_GUNICORN_WORKERS": "3",
     }
@@ -60,10 +62,11 @@ def test_shop_holds_100_users_for_30_seconds_with_nothing_lost() -> None:
 
     broken = {name: result["detail"] for name, result in summary["invariants"].items() if not result["ok"]}
     failing = {name: entry for name, entry in summary["endpoints"].items() if entry["failures"]}
-    server_errors = {code: count for code, count in summary["status_counts"].items() if code.startswith("5")}
+    # 5xx other than a polite refusal (503 with Retry-After): the judgement run.py made with LOAD_SHED_OK.
+    server_errors = summary["budgets"]["server_errors"]["actual"]
     assert summary["users"] == 100
     assert summary["requests"] > 200, f"the smoke barely ran; see {results}/locust.log"
     assert not broken, f"invariants broken after the run: {broken}"
-    assert not server_errors, f"5xx under load: {server_errors}; evidence in {results}/ledger/"
+    assert not server_errors, f"5xx under load: {summary['status_counts']}; evidence in {results}/ledger/"
     assert not failing, f"unexpected outcomes: {failing}; bodies in {results}/ledger/*.jsonl"
     assert summary["verdict"] == "pass", completed.stdout[-3000:]

@@ -125,6 +125,8 @@ def gunicorn(**overrides: str) -> Iterator[str]:
         GUNICORN_WORKERS="1",
         GUNICORN_THREADS="2",
         GUNICORN_LOG_LEVEL="warning",
+        # The query shape is measured, not the catalog cache (it would answer a repeated read with no query).
+        CATALOG_CACHE_S="0",
         **overrides,
     )
     process = subprocess.Popen(

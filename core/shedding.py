@@ -1,0 +1,162 @@
+"""Load shedding past the knee: a request that waited too long for a thread is refused at once, politely.
+
+Past its knee a server without shedding queues: every request waits behind the ones before it, latency grows
+for everybody, and clients time out on answers the server is still busy computing (measured here: the knee at
+300 users, and at 400 users reads and writes waiting 2.8 s at p95). Shedding keeps the queue short instead. A
+request that has already waited longer than `SHEDDING_MAX_QUEUE_MS` for a worker thread is answered 503 with
+`Retry-After` (problem+json `overloaded` on the API, the 503 page for HTML) before any session, database or
+template work; refusing costs well under a millisecond of the thread, so the queue drains and the requests
+still admitted are served within their budget.
+
+While the queue stands (requests wait, and the last one a thread took had waited too long), a new arrival is
+refused at the door: a refusal thread of its own answers it at once instead of after the wait
+(`QueueTimedThreadWorker.enqueue_req`).
+
+How long a request waited is measured, not guessed:
+
+- under gunicorn with `QueueTimedThreadWorker` (config/gunicorn.conf.py): from the moment the worker
+  accepted the connection, or saw a kept-alive one become readable, to the moment a thread picked it up;
+- behind a proxy that stamps `X-Request-Start: t=<epoch seconds>` (nginx: `t=${msec}`) and with
+  `SHEDDING_TRUST_REQUEST_START=true`: from the proxy's stamp, which also counts the time in the proxy and in
+  the listen backlog. Only trust it when the proxy overwrites the header: a client could send its own.
+
+Health probes are never shed (`SHEDDING_EXEMPT_PATHS`): a liveness probe refused under load would get a busy
+instance restarted, which makes the overload worse.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from gunicorn.workers.gthread import ThreadWorker
+
+from core.middleware import bare_page, wants_problem_json
+from core.problems import problem_response
+from observability.metrics import record_shed
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+# The worker thread that serves a request is the one that picked it up: the wait is handed over per thread.
+_queue_wait = threading.local()
+
+
+def measured_queue_wait_s() -> float | None:
+    """How long the current request waited for this thread, if the server measured it."""
+    return getattr(_queue_wait, "seconds", None)
+
+
+def refused_at_the_door() -> bool:
+    """The server already decided to refuse this request when it arrived (a standing queue, see below)."""
+    return bool(getattr(_queue_wait, "at_door", False))
+
+
+class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, noting when each request was queued for a thread and when one took it.
+
+    It also refuses at the door. While the queue is standing (requests are waiting, and the last one a thread
+    took had waited longer than SHEDDING_MAX_QUEUE_MS), a request that arrives would only wait as long; it is
+    handed to a refusal thread of its own instead of joining the queue, and answered 503 at once rather than
+    after the wait. The queue empties, and the next arrivals are admitted again.
+    """
+
+    def init_process(self) -> None:
+        self.shop_waiting = 0  # requests queued for a request thread, not yet taken
+        self.shop_standing_wait_s = 0.0  # how long the last request taken had waited, while others still wait
+        self.shop_counts = threading.Lock()
+        # Two, so that one slow client (a refusal still waits for its request to arrive) does not block the door.
+        self.shop_refusals = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="refusal")
+        super().init_process()
+
+    def enqueue_req(self, conn: Any) -> None:
+        conn.shop_queued_at = time.monotonic()
+        max_wait_s = settings.SHEDDING_MAX_QUEUE_MS / 1000
+        with self.shop_counts:
+            conn.shop_at_door = max_wait_s > 0 and self.shop_waiting > 0 and self.shop_standing_wait_s > max_wait_s
+            if not conn.shop_at_door:
+                self.shop_waiting += 1
+        if not conn.shop_at_door:
+            super().enqueue_req(conn)
+            return
+        refusal = self.shop_refusals.submit(self.handle, conn)
+        refusal.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def handle(self, conn: Any) -> Any:
+        queued_at = getattr(conn, "shop_queued_at", None)
+        waited = time.monotonic() - queued_at if queued_at is not None else None
+        at_door = getattr(conn, "shop_at_door", False)
+        conn.shop_at_door = False  # a kept-alive connection's next request is judged afresh
+        if not at_door and queued_at is not None:
+            with self.shop_counts:
+                self.shop_waiting -= 1
+                # A standing queue: others still wait behind a request that waited this long.
+                self.shop_standing_wait_s = waited if self.shop_waiting > 0 and waited is not None else 0.0
+        _queue_wait.seconds, _queue_wait.at_door = waited, at_door
+        try:
+            return super().handle(conn)
+        finally:
+            # A thread's next request must not inherit this one's wait.
+            _queue_wait.seconds, _queue_wait.at_door = None, False
+
+
+def proxy_queue_wait_s(header: str, *, now: float) -> float | None:
+    """`t=1733050000.123` (seconds; nginx's ${msec}) or milli/microseconds since the epoch -> seconds ago."""
+    value = header.removeprefix("t=").strip()
+    try:
+        stamp = float(value)
+    except ValueError:
+        return None  # a malformed stamp is ignored, never a 500
+    for scale in (1.0, 1e3, 1e6):  # seconds, milliseconds, microseconds: whichever lands within a day of now
+        if abs(now - stamp / scale) < 86_400:
+            return max(now - stamp / scale, 0.0)
+    return None
+
+
+def queue_wait_s(request: HttpRequest) -> float | None:
+    """The longest wait any trusted clock measured: the proxy's stamp also counts the time before gunicorn."""
+    waits = [measured_queue_wait_s()]
+    if settings.SHEDDING_TRUST_REQUEST_START and (header := request.headers.get("X-Request-Start")):
+        waits.append(proxy_queue_wait_s(header, now=time.time()))
+    measured = [wait for wait in waits if wait is not None]
+    return max(measured) if measured else None
+
+
+def overloaded_response(request: HttpRequest, *, waited_ms: float) -> HttpResponse:
+    retry_after = settings.SHEDDING_RETRY_AFTER_S
+    detail = "The shop is busy right now; please try again in a moment."
+    if wants_problem_json(request):
+        return problem_response(
+            status=503,
+            code="overloaded",
+            title="The shop is overloaded.",
+            detail=detail,
+            retry_after=retry_after,
+            extra={"queued_ms": round(waited_ms)},
+        )
+    response = bare_page("errors/503.html", detail, status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+class LoadSheddingMiddleware:
+    """Refuse a request that waited longer than SHEDDING_MAX_QUEUE_MS for a thread: 503 + Retry-After, at once."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+        self.max_wait_s = settings.SHEDDING_MAX_QUEUE_MS / 1000
+        self.exempt = tuple(settings.SHEDDING_EXEMPT_PATHS)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.max_wait_s > 0 and not request.path.startswith(self.exempt):
+            waited = queue_wait_s(request)
+            # Overload: past the knee, serving a request that already waited this long only makes the next wait
+            # longer; refusing it now keeps the admitted ones within budget.
+            if refused_at_the_door() or (waited is not None and waited > self.max_wait_s):
+                record_shed()
+                return overloaded_response(request, waited_ms=(waited or 0.0) * 1000)
+        return self.get_response(request)

@@ -1,0 +1,188 @@
+"""Load shedding (core/shedding.py): past the knee, requests that waited too long for a thread get 503 +
+Retry-After at once, the rest are served; with shedding off the same requests all wait their turn.
+
+The overload is made real and deterministic: gunicorn with one worker and one thread, that thread held by a
+request sleeping in the database, and a crowd of concurrent requests queued behind it. How long each waited is
+what gunicorn's worker measured (QueueTimedThreadWorker), not a guess.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from core.shedding import proxy_queue_wait_s
+from tests.capacity.infra import AppServer, superuser_connection, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+CROWD = ["/api/v1/products/", "/api/v1/products/", "/api/v1/categories/", "/", "/healthz"]
+
+
+def _sleeping_queries(database: str) -> int:
+    with superuser_connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'SELECT pg_sleep%%'", [database]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str) -> dict[str, Any]:
+    """One thread busy for 2 s in the database, then the crowd at once; every answer, and one fresh request after."""
+    database = settings.DATABASES["default"]
+    server = app_server_factory(
+        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        GUNICORN_THREADS="1",
+        SHEDDING_MAX_QUEUE_MS=max_queue_ms,
+    )
+    answers: dict[str, Any] = {}
+
+    def fetch(key: str, path: str) -> None:
+        with server.client() as http:
+            try:
+                answers[key] = http.get(path)
+            except httpx.HTTPError as error:  # a timeout or a reset is an answer too: the test reports it
+                answers[key] = type(error).__name__
+
+    hog = threading.Thread(target=fetch, args=("hog", "/api/_test/slow-query/?seconds=2"))
+    hog.start()
+    assert wait_until(lambda: _sleeping_queries(str(database["NAME"])) == 1, timeout_s=30, every_s=0.02)
+    crowd = [threading.Thread(target=fetch, args=(f"{index} {path}", path)) for index, path in enumerate(CROWD)]
+    for thread in crowd:
+        thread.start()
+    for thread in [hog, *crowd]:
+        thread.join(timeout=60)
+    fetch("after", "/api/v1/products/")
+    return answers
+
+
+def _status(answer: Any) -> Any:
+    return answer.status_code if isinstance(answer, httpx.Response) else answer
+
+
+def test_requests_queued_past_the_limit_are_shed_with_503_and_retry_after(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _overload(app_server_factory, max_queue_ms="200")
+
+    assert _status(answers["hog"]) == 200  # the request that held the thread was admitted and finished
+    for key in ("0 /api/v1/products/", "1 /api/v1/products/", "2 /api/v1/categories/"):
+        response = answers[key]
+        assert _status(response) == 503, (key, _status(response))
+        assert response.headers["Retry-After"] == "1"
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        body = response.json()
+        assert body["code"] == "overloaded" and body["retry_after"] == 1
+        assert body["queued_ms"] >= 200  # what the worker measured, and why it refused
+    page = answers["3 /"]
+    assert _status(page) == 503 and page.headers["Retry-After"] == "1"
+    assert page.headers["Content-Type"].startswith("text/html")
+    # The liveness probe waited like everybody else, and was still answered: probes are never shed.
+    assert _status(answers["4 /healthz"]) == 200
+    # The queue drained: a request arriving after the overload is served.
+    assert _status(answers["after"]) == 200
+
+
+def test_twin_without_shedding_every_queued_request_waits_its_turn(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _overload(app_server_factory, max_queue_ms="0")
+
+    assert {key: _status(answer) for key, answer in answers.items()} == dict.fromkeys(answers, 200)
+
+
+def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    """One thread: hog 1 sleeps; hog 2 and one more request queue behind it. When hog 2 is taken after waiting,
+    the queue stands (the other request still waits). Requests arriving now are refused by the refusal thread
+    while hog 2 still holds the only request thread: they never joined the queue."""
+    database = settings.DATABASES["default"]
+    server = app_server_factory(
+        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        GUNICORN_THREADS="1",
+        SHEDDING_MAX_QUEUE_MS="200",
+    )
+    answers: dict[str, Any] = {}
+
+    def fetch(key: str, path: str) -> None:
+        with server.client() as http:
+            try:
+                answers[key] = http.get(path)
+            except httpx.HTTPError as error:
+                answers[key] = type(error).__name__
+
+    def start(key: str, path: str) -> threading.Thread:
+        thread = threading.Thread(target=fetch, args=(key, path))
+        thread.start()
+        return thread
+
+    sleeping = str(database["NAME"])
+    hog_1 = start("hog 1", "/api/_test/slow-query/?seconds=2")
+    assert wait_until(lambda: _sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
+    hog_2 = start("hog 2", "/api/_test/slow-query/?seconds=3")
+    time.sleep(0.3)  # hog 2 is accepted and queued first, the waiting request behind it
+    waiting = start("waiting", "/api/v1/categories/")
+    hog_1.join(timeout=30)
+    assert wait_until(lambda: _sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)  # hog 2 now
+
+    arrivals = [start(f"arrival {path}", path) for path in ("/api/v1/products/", "/api/v1/categories/", "/")]
+    for thread in arrivals:
+        thread.join(timeout=30)
+    hog_2_still_sleeping = _sleeping_queries(sleeping) == 1
+    for thread in (hog_2, waiting):
+        thread.join(timeout=60)
+
+    assert hog_2_still_sleeping, "the arrivals were answered only after the request thread was free"
+    for path in ("/api/v1/products/", "/api/v1/categories/", "/"):
+        response = answers[f"arrival {path}"]
+        assert _status(response) == 503 and response.headers["Retry-After"] == "1", (path, _status(response))
+    assert answers["arrival /api/v1/products/"].json()["code"] == "overloaded"
+    assert _status(answers["waiting"]) == 503  # it waited behind hog 2's sleep: shed when taken
+    assert _status(answers["hog 1"]) == _status(answers["hog 2"]) == 200
+
+
+# --- Behind a proxy: the wait counts from its X-Request-Start stamp (SHEDDING_TRUST_REQUEST_START) -------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected_s"),
+    [("t=1800000000.000", 2.5), ("t=1800000000000", 2.5), ("1800000000000000", 2.5), ("t=1800000003.0", 0.0)],
+)
+def test_proxy_stamp_in_seconds_milliseconds_or_microseconds(header: str, expected_s: float) -> None:
+    assert proxy_queue_wait_s(header, now=1_800_000_002.5) == pytest.approx(expected_s)
+
+
+@pytest.mark.parametrize("header", ["t=", "t=abc", "t=1e400", "t=12", "t=nan"])
+def test_a_malformed_or_implausible_stamp_is_ignored(header: str) -> None:
+    assert proxy_queue_wait_s(header, now=1_800_000_002.5) is None
+
+
+def test_a_trusted_proxy_stamp_sheds_an_old_request_and_admits_a_fresh_one(client: Client, settings: Any) -> None:
+    settings.SHEDDING_TRUST_REQUEST_START = True
+    shed = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 1.0:.3f}"})
+    # Stamped now, just as the proxy passes it on (a stamp made earlier could age past the limit on a busy box).
+    served = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time():.3f}"})
+    junk = client.get("/api/v1/categories/", headers={"X-Request-Start": "t=<script>"})
+
+    assert shed.status_code == 503 and shed["Retry-After"] == "1" and shed.json()["code"] == "overloaded"
+    assert served.status_code == 200
+    assert junk.status_code == 200
+
+
+def test_twin_an_untrusted_stamp_is_not_believed(client: Client, settings: Any) -> None:
+    """Without a proxy that overwrites it, the header is the client's: an old stamp must not refuse anyone."""
+    settings.SHEDDING_TRUST_REQUEST_START = False
+
+    response = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 60:.3f}"})
+
+    assert response.status_code == 200
