@@ -36,9 +36,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from gunicorn.workers.gthread import ThreadWorker
 
+from core.metrics import record_shed
 from core.middleware import bare_page, wants_problem_json
 from core.problems import problem_response
-from observability.metrics import record_shed
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
