@@ -31,12 +31,8 @@ def _order_response(order: Order, *, status: int = 200) -> Response:
     return Response(OrderOutputSerializer(order).data, status=status, headers={"ETag": order.etag})
 
 
-class OrderPagination(CursorPagination):
-    ordering = "-id"
-
-
 class OrderListCreateApi(APIView):
-    pagination_class = OrderPagination
+    pagination_class = CursorPagination  # newest first (-id), as the base orders
 
     class FilterSerializer(StrictInputSerializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False, help_text="Only this status")

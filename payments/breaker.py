@@ -21,16 +21,16 @@ would turn a Redis outage into a payment outage.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 from django.conf import settings
 
 from core.redis_pool import redis_connection
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 CLOSED = "closed"
 OPEN = "open"
@@ -134,7 +134,9 @@ class CircuitBreaker:
             allowed, state, wait_ms = self._run(_BEFORE_CALL, self.cooldown_ms, self.probe_lease_ms)
         except redis.RedisError as error:
             # Redis down: let the call through; its own timeout and retries still bound the damage.
-            logger.warning("circuit breaker %s unreadable, allowing the call: %s", self.key, type(error).__name__)
+            logger.warning(
+                "circuit breaker unreadable, allowing the call", breaker=self.key, error=type(error).__name__
+            )
             return BreakerDecision(allowed=True, state="unknown")
         return BreakerDecision(allowed=bool(allowed), state=_text(state), retry_after_s=int(wait_ms) / 1000)
 
@@ -144,14 +146,14 @@ class CircuitBreaker:
     def record_failure(self) -> str:
         state = self._record(_RECORD_FAILURE, self.threshold)
         if state == OPEN:
-            logger.warning("circuit breaker %s is open", self.key)
+            logger.warning("circuit breaker is open", breaker=self.key)
         return state
 
     def _record(self, script: str, *args: Any) -> str:
         try:
             return _text(self._run(script, *args))
         except redis.RedisError as error:
-            logger.warning("circuit breaker %s not updated: %s", self.key, type(error).__name__)
+            logger.warning("circuit breaker not updated", breaker=self.key, error=type(error).__name__)
             return "unknown"
 
     def state(self) -> str:

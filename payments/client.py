@@ -16,7 +16,6 @@ never makes a success.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import threading
@@ -26,11 +25,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import structlog
 from django.conf import settings
 
 from payments.breaker import provider_breaker
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 # Answers that mean "not now" rather than "no": worth another try later.
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -141,7 +141,7 @@ def provider_request(
             return response
         failure = f"provider answered {response.status_code}"
     breaker.record_failure()
-    logger.warning("payment provider call failed", extra={"path": path, "attempts": attempts, "error": failure})
+    logger.warning("payment provider call failed", path=path, attempts=attempts, error=failure)
     raise ProviderUnavailable(failure)
 
 
