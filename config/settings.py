@@ -380,7 +380,9 @@ CATALOG_CACHE_MAX_ENTRIES = env_int("CATALOG_CACHE_MAX_ENTRIES", 1024, minimum=1
 # Overload: a request that waited longer than this for a worker thread is refused 503 + Retry-After at once, so
 # the queue stays short and the admitted requests keep their latency budget. 0 switches shedding off. 500 ms is
 # well over any wait below the knee and leaves the admitted request most of the load suite's 800 ms reads budget.
-SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 500, minimum=0)
+# Off under test: a live stack answering a burst on a loaded CI machine is not overload; tests/capacity/
+# test_shedding.py sets its own limit, and tests/conftest.py passes "off" on to the servers tests start.
+SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 0 if TESTING else 500, minimum=0)
 SHEDDING_RETRY_AFTER_S = env_int("SHEDDING_RETRY_AFTER_S", 1, minimum=1)
 # Behind a proxy that overwrites X-Request-Start (nginx: `proxy_set_header X-Request-Start "t=${msec}";`), the
 # wait counts from the proxy's stamp. Never trust it without such a proxy: a client could send its own.

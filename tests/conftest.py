@@ -6,6 +6,7 @@ test then talks to it through PgBouncer, exactly as the running app does.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +21,10 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from tests.factories import ProductFactory, UserFactory
+
+# The servers tests start (gunicorn, the workshop, the load smoke) inherit this: a burst of test requests on a
+# loaded 2-core CI machine must not be shed as overload. tests/capacity/test_shedding.py sets its own limit.
+os.environ.setdefault("SHEDDING_MAX_QUEUE_MS", "0")
 
 DEFAULT_ADDRESS = {
     "name": "A. Buyer",

@@ -45,6 +45,15 @@ def superuser_connection() -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", autocommit=True)
 
 
+def sleeping_queries(database: str) -> int:
+    """How many `SELECT pg_sleep(...)` statements (a slow route's held thread) are running in `database`."""
+    with superuser_connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'SELECT pg_sleep%%'", [database]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 30, every_s: float = 0.1) -> bool:
     ends_at = time.monotonic() + timeout_s
     while time.monotonic() < ends_at:

@@ -19,19 +19,11 @@ from django.conf import settings
 from django.test import Client
 
 from core.shedding import proxy_queue_wait_s
-from tests.capacity.infra import AppServer, superuser_connection, wait_until
+from tests.capacity.infra import AppServer, sleeping_queries, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 CROWD = ["/api/v1/products/", "/api/v1/products/", "/api/v1/categories/", "/", "/healthz"]
-
-
-def _sleeping_queries(database: str) -> int:
-    with superuser_connection() as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'SELECT pg_sleep%%'", [database]
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str
 
     hog = threading.Thread(target=fetch, args=("hog", "/api/_test/slow-query/?seconds=2"))
     hog.start()
-    assert wait_until(lambda: _sleeping_queries(str(database["NAME"])) == 1, timeout_s=30, every_s=0.02)
+    assert wait_until(lambda: sleeping_queries(str(database["NAME"])) == 1, timeout_s=30, every_s=0.02)
     crowd = [threading.Thread(target=fetch, args=(f"{index} {path}", path)) for index, path in enumerate(CROWD)]
     for thread in crowd:
         thread.start()
@@ -128,17 +120,17 @@ def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
 
     sleeping = str(database["NAME"])
     hog_1 = start("hog 1", "/api/_test/slow-query/?seconds=2")
-    assert wait_until(lambda: _sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
+    assert wait_until(lambda: sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
     hog_2 = start("hog 2", "/api/_test/slow-query/?seconds=3")
     time.sleep(0.3)  # hog 2 is accepted and queued first, the waiting request behind it
     waiting = start("waiting", "/api/v1/categories/")
     hog_1.join(timeout=30)
-    assert wait_until(lambda: _sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)  # hog 2 now
+    assert wait_until(lambda: sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)  # hog 2 now
 
     arrivals = [start(f"arrival {path}", path) for path in ("/api/v1/products/", "/api/v1/categories/", "/")]
     for thread in arrivals:
         thread.join(timeout=30)
-    hog_2_still_sleeping = _sleeping_queries(sleeping) == 1
+    hog_2_still_sleeping = sleeping_queries(sleeping) == 1
     for thread in (hog_2, waiting):
         thread.join(timeout=60)
 
@@ -168,6 +160,7 @@ def test_a_malformed_or_implausible_stamp_is_ignored(header: str) -> None:
 
 
 def test_a_trusted_proxy_stamp_sheds_an_old_request_and_admits_a_fresh_one(client: Client, settings: Any) -> None:
+    settings.SHEDDING_MAX_QUEUE_MS = 500  # the production default (tests run with shedding off)
     settings.SHEDDING_TRUST_REQUEST_START = True
     shed = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 1.0:.3f}"})
     # Stamped now, just as the proxy passes it on (a stamp made earlier could age past the limit on a busy box).
@@ -181,6 +174,7 @@ def test_a_trusted_proxy_stamp_sheds_an_old_request_and_admits_a_fresh_one(clien
 
 def test_twin_an_untrusted_stamp_is_not_believed(client: Client, settings: Any) -> None:
     """Without a proxy that overwrites it, the header is the client's: an old stamp must not refuse anyone."""
+    settings.SHEDDING_MAX_QUEUE_MS = 500
     settings.SHEDDING_TRUST_REQUEST_START = False
 
     response = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 60:.3f}"})

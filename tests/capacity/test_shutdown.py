@@ -11,17 +11,9 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.capacity.infra import AppServer, superuser_connection, wait_until
+from tests.capacity.infra import AppServer, sleeping_queries, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
-
-
-def _sleeping_queries(database: str) -> int:
-    with superuser_connection() as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'SELECT pg_sleep%%'", [database]
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _start_slow_request(
@@ -45,7 +37,7 @@ def _start_slow_request(
     in_flight = threading.Thread(target=slow_request)
     in_flight.start()
     # The request is inside the database (not merely sent) before the signal goes out.
-    assert wait_until(lambda: _sleeping_queries(str(database["NAME"])) == 1, timeout_s=30, every_s=0.05)
+    assert wait_until(lambda: sleeping_queries(str(database["NAME"])) == 1, timeout_s=30, every_s=0.05)
     return server, in_flight, answers
 
 
