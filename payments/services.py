@@ -263,7 +263,10 @@ def _abandon_or_settle_old_orders(report: ReconcileReport, now: datetime, batch_
             except ApplicationError:
                 report.undecided += 1  # busy, or no longer cancellable: the next run looks again
                 continue
-            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            # Charged while we looked: an attempt that started after the lookup stamped updated_at and may have
+            # charged; only the payment exactly as it was looked up is marked failed (compare-and-set). Otherwise
+            # it stays pending on a cancelled order, which the next step settles from the provider.
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING, updated_at=payment.updated_at).update(
                 status=PaymentStatus.FAILED, last_error="abandoned: never charged", updated_at=timezone.now()
             )
             report.abandoned += 1
@@ -288,7 +291,8 @@ def _settle_pending_on_cancelled_orders(report: ReconcileReport, now: datetime, 
         if charge is None and payment.updated_at >= no_attempt_in_flight_before(now):
             report.undecided += 1  # Charged after the lookup: an attempt may still be running; ask next run.
             continue
-        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+        # Compare-and-set on the attempt stamp, as above: an attempt that started after the lookup may charge.
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING, updated_at=payment.updated_at).update(
             status=PaymentStatus.FAILED, last_error="cancelled before any charge", updated_at=timezone.now()
         )
         report.cancelled_settled_from_provider += 1
