@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+import payments.services
 from accounts.models import User
 from orders.models import Order, OrderStatus
 from orders.placement import order_place
@@ -132,6 +133,48 @@ def test_an_abandoned_order_the_provider_did_charge_is_settled_as_paid(
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
     assert Product.objects.get(pk=product.pk).stock_on_hand == 8  # sold, not released
     assert provider.stats()["charges_per_key"] == {payment.idempotency_key: 1}
+
+
+@pytest.mark.parametrize("compare_and_set", [True, False], ids=["fixed", "twin_unconditional_update"])
+def test_a_capture_that_starts_during_the_abandon_lookup_never_ends_charged_and_failed(
+    provider: ProviderSimulator,
+    breaker: CircuitBreaker,
+    alice: User,
+    product: Product,
+    monkeypatch: pytest.MonkeyPatch,
+    compare_and_set: bool,
+) -> None:
+    """Found by `make fuzz` (tests/lifecycle): the job asks the provider ("no charge"), a re-driven capture then
+    stamps the payment and charges, its worker dies before settling, and the job marks the payment failed.
+    Money taken, payment failed, and nothing ever looks at a failed payment again. The job's update is a
+    compare-and-set on the attempt stamp it looked at; the twin drops that condition and shows the defect."""
+    order = _place(alice, product, "charged-during-the-lookup")
+    payment = Payment.objects.get(order=order)
+    real_lookup = payments.services.provider_charge_lookup
+
+    def lookup_then_an_attempt_charges(*, idempotency_key: str) -> Any:
+        answer = real_lookup(idempotency_key=idempotency_key)  # nothing charged yet
+        monkeypatch.setattr(payments.services, "provider_charge_lookup", real_lookup)  # once
+        # A capture starts now: it stamps its attempt (as payment_capture does) and charges; its worker dies
+        # before it records the charge.
+        Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now())
+        provider_charge(idempotency_key=idempotency_key, amount=payment.amount, currency="EUR", reference="")
+        if not compare_and_set:
+            Payment.objects.filter(pk=payment.pk).update(updated_at=payment.updated_at)  # the stamp unseen
+        return answer
+
+    monkeypatch.setattr(payments.services, "provider_charge_lookup", lookup_then_an_attempt_charges)
+    payment_reconcile(now=_later(django_settings.PAYMENT_ABANDON_AFTER_S))
+
+    charged = provider.stats()["charges_per_key"] == {payment.idempotency_key: 1}
+    status = Payment.objects.get(pk=payment.pk).status
+    assert charged
+    if compare_and_set:
+        # Left pending on the cancelled order, the job's next step asked the provider again: recorded, refunded.
+        assert status in {PaymentStatus.CAPTURED, PaymentStatus.REFUNDED}
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    else:
+        assert status == PaymentStatus.FAILED  # the defect: charged at the provider, failed in the shop
 
 
 def test_an_abandoned_order_is_left_alone_while_the_provider_cannot_answer(
