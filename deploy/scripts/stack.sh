@@ -48,18 +48,25 @@ need_packages() {
       *) log "unknown optional package $extra"; exit 2 ;;
     esac
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_install "${missing[@]}"
+}
+
+# Install Debian packages as root (or say how to, and stop). The one installer: the compose smoke
+# (deploy/smoke/run.sh) calls it as `stack.sh apt-install PACKAGE...`.
+apt_install() {
+  [ $# -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    log "missing system packages: ${missing[*]}"
-    log "install them with:  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    log "missing system packages: $*"
+    log "install them with:  sudo apt-get update && sudo apt-get install -y $*"
     exit 1
   fi
-  log "installing ${missing[*]} with apt-get"
+  log "installing $* with apt-get"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps Debian from starting its own pgbouncer/prometheus service on our ports.
+  # No init system here, and our own ports: policy-rc.d keeps Debian from starting the packages' services
+  # (its pgbouncer, prometheus or dockerd).
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   rm -f /usr/sbin/policy-rc.d
 }
 
@@ -145,9 +152,10 @@ pgbouncer_stop() {
 
 case "${1:-}" in
   packages) shift; need_packages "$@" ;;
+  apt-install) shift; apt_install "$@" ;;
   services) start_services ;;
   role) apply_role ;;
   pgbouncer-start) pgbouncer_start ;;
   pgbouncer-stop) pgbouncer_stop ;;
-  *) echo "usage: $0 packages [chromium] [prometheus] | services | role | pgbouncer-start | pgbouncer-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 packages [chromium] [prometheus] | services | role | apt-install PACKAGE... | pgbouncer-start | pgbouncer-stop" >&2; exit 2 ;;
 esac

@@ -42,17 +42,7 @@ install_packages() {
   docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    log "missing: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
-    exit 1
-  fi
-  log "installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # No init system here: keep the packages' scripts from trying to start services.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  rm -f /usr/sbin/policy-rc.d
+  "$ROOT/deploy/scripts/stack.sh" apt-install "${missing[@]}"
 }
 
 start_dockerd() {
