@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from payments.breaker import CircuitBreaker, provider_breaker
+from shop.models import Product
 from tests.capacity.infra import ProviderSimulator
+from tests.factories import ProductFactory
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +57,9 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
     app.control.purge()  # tasks left by other tests (orders whose rows are gone) are not this test's business
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=30):
         yield
+
+
+@pytest.fixture
+def product() -> Product:
+    """Ten on the shelf: each test's order takes two."""
+    return ProductFactory.create(stock_on_hand=10)

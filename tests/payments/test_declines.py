@@ -39,7 +39,6 @@ from payments.tasks import payment_capture_task
 from shop.models import Product
 from tests.capacity.infra import ProviderSimulator, wait_until
 from tests.conftest import order_payload
-from tests.factories import ProductFactory, UserFactory
 from tests.orders.support import place, stock_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("breaker")]
@@ -52,16 +51,6 @@ def _rereads_are_deliberate() -> Iterator[None]:
     """These tests read the same rows after each step on purpose; the API calls stay N+1-checked."""
     with zeal_ignore():
         yield
-
-
-@pytest.fixture
-def alice() -> User:
-    return UserFactory.create(username="alice")
-
-
-@pytest.fixture
-def product() -> Product:
-    return ProductFactory.create(stock_on_hand=10)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from payments.services import payment_capture, payment_reconcile
 from shop.models import Product
 from tests.capacity.infra import ProviderSimulator, run_in_threads, wait_until
 from tests.conftest import DEFAULT_ADDRESS
-from tests.factories import ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,16 +37,6 @@ def _place(customer: User, product: Product, key: str) -> Order:
 
 def _later(seconds: float) -> Any:
     return timezone.now() + timedelta(seconds=seconds + 1)
-
-
-@pytest.fixture
-def alice() -> User:
-    return UserFactory.create(username="alice")
-
-
-@pytest.fixture
-def product() -> Product:
-    return ProductFactory.create(stock_on_hand=10)
 
 
 def test_a_duplicated_capture_charges_once_and_never_refunds_a_paid_order(
