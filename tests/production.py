@@ -7,7 +7,13 @@ a new requirement is added here once instead of in every test that runs producti
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # What production needs beyond the mail relay (a real SMTP host, the sender and the shop's https address).
 PRODUCTION_WITHOUT_MAIL = {
@@ -27,3 +33,17 @@ PRODUCTION_MAIL = {
 def production_environment(**overrides: str) -> dict[str, str]:
     """A production environment that starts; pass a variable to change it."""
     return {**PRODUCTION_WITHOUT_MAIL, **PRODUCTION_MAIL, **overrides}
+
+
+def django_check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py check` with exactly `environment` (and PATH): nothing of this shell's leaks into the start-up
+    under test, so a refusal production makes is the one the environment causes."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

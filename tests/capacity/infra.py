@@ -63,6 +63,19 @@ def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 30, every_s:
     return predicate()
 
 
+def wait_for(
+    condition: Callable[[], Any], *, timeout_s: float = 30, what: str = "a condition", every_s: float = 0.1
+) -> Any:
+    """The condition's first truthy value; a timeout fails the test, naming what it waited for."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
 # --- PgBouncer --------------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+
+from tests.production import django_check
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -248,15 +249,7 @@ def _start(compose: dict[str, Any], service: str, env_file: dict[str, str]) -> s
     environment = {
         key: _interpolate(str(value), env_file) for key, value in compose["services"][service]["environment"].items()
     }
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={"PATH": os.environ["PATH"], **environment},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return django_check(environment)
 
 
 @pytest.mark.parametrize("service", ["web", "worker"])
@@ -299,15 +292,7 @@ def test_the_image_build_collects_static_files_with_a_configuration_production_a
     dockerfile = (ROOT / "deploy/Dockerfile").read_text()
     run = dockerfile[dockerfile.index("RUN DJANGO_ENV=production") : dockerfile.index("manage.py collectstatic")]
     build_env = dict(re.findall(r"(\w+)=(\S+)", run))
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={"PATH": os.environ["PATH"], **build_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = django_check(build_env)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

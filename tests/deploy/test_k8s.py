@@ -7,7 +7,6 @@ and the rules below, each of which a real cluster would otherwise teach the hard
 from __future__ import annotations
 
 import base64
-import os
 import re
 import secrets
 import subprocess
@@ -20,6 +19,8 @@ import pytest
 import yaml
 from django.conf import settings
 from django.test import Client
+
+from tests.production import django_check
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ["demo", "production"]
@@ -293,19 +294,6 @@ def _secret_env(docs: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def _start(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`manage.py check` with exactly this environment (nothing of this shell's): production's start-up refusals."""
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={"PATH": os.environ["PATH"], **environment},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_every_django_process_starts_with_the_rendered_mail_settings(overlay):
     name, docs = overlay
     containers = dict(_django_containers(docs))
@@ -317,7 +305,7 @@ def test_every_django_process_starts_with_the_rendered_mail_settings(overlay):
         env = _env(docs, container)
         assert {key: env.get(key) for key in MAIL_KEYS} == {key: web[key] for key in MAIL_KEYS}, where
     assert web["SHOP_BASE_URL"].startswith("https://")
-    result = _start({**web, **_secret_env(docs)})
+    result = django_check({**web, **_secret_env(docs)})
     assert result.returncode == 0, result.stderr[-2000:]
     if name == "demo":
         assert web["DEMO_MODE"] == "true" and web["EMAIL_HOST"] == "mailsink"
@@ -333,7 +321,7 @@ def test_production_with_the_demos_mail_settings_is_refused():
     demo_mail = {key: _env(demo, {"envFrom": [{"configMapRef": {"name": "shop-config"}}]})[key] for key in MAIL_KEYS}
     web = _env(production, _one(production, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0])
     secret = {key: value for key, value in _secret_env(production).items() if not key.startswith("EMAIL_HOST_")}
-    result = _start({**web, **secret, **demo_mail})
+    result = django_check({**web, **secret, **demo_mail})
     assert result.returncode != 0
     assert "refuses plain-text SMTP to EMAIL_HOST='mailsink'" in result.stderr
 

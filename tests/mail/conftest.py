@@ -9,8 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,25 +18,9 @@ import pytest
 from django.conf import settings
 
 from mail.mailbox import StoredMessage, journal, stored_message, stored_messages
+from tests.capacity.infra import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until(condition: Callable[[], Any], *, timeout_s: float = 30, what: str = "a condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @dataclass
@@ -55,7 +38,7 @@ class SmtpSink:
         command += ["--hold-while", str(self.hold_file)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._listening, timeout_s=30, what=f"the SMTP sink on port {self.port}")
+        wait_for(self._listening, timeout_s=30, what=f"the SMTP sink on port {self.port}")
         return self
 
     def _listening(self) -> bool:
@@ -92,7 +75,7 @@ class SmtpSink:
         return self.message(stored[0].name)
 
     def wait_for_messages(self, count: int, *, timeout_s: float = 60) -> list[StoredMessage]:
-        wait_until(lambda: len(self.messages()) >= count, timeout_s=timeout_s, what=f"{count} message(s) in the sink")
+        wait_for(lambda: len(self.messages()) >= count, timeout_s=timeout_s, what=f"{count} message(s) in the sink")
         return self.messages()
 
     def hold_replies(self) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mail.configuration import MailSettings, mail_refusals
-from tests.production import PRODUCTION_WITHOUT_MAIL
+from tests.production import PRODUCTION_WITHOUT_MAIL, django_check
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,15 +69,7 @@ def test_in_development_only_the_rules_that_lose_mail_anywhere_apply() -> None:
 def _manage_check(**env: str) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("EMAIL_", "DJANGO_ENV"))}
     production = PRODUCTION_WITHOUT_MAIL
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={**clean, **production, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return django_check({**clean, **production, **env})
 
 
 def test_production_start_up_names_every_missing_mail_variable_at_once() -> None:

@@ -32,9 +32,10 @@ from mail.services import (
 )
 from mail.transport import smtp_connection
 from orders.models import Order
+from tests.capacity.infra import free_port
 from tests.concurrency import run_concurrently
 from tests.factories import ProductFactory, UserFactory
-from tests.mail.conftest import SmtpSink, free_port
+from tests.mail.conftest import SmtpSink
 from tests.orders.support import place
 
 

@@ -40,10 +40,10 @@ from orders.models import Order, OrderStatus
 from orders.services import order_cancel, order_fulfil
 from payments.tasks import payment_capture_enqueue
 from shop.models import Product
-from tests.capacity.infra import ProviderSimulator
+from tests.capacity.infra import ProviderSimulator, free_port, wait_for
 from tests.conftest import bearer_client, order_payload
 from tests.factories import ProductFactory, UserFactory
-from tests.mail.conftest import SmtpSink, free_port, start_worker, stop_worker, wait_until
+from tests.mail.conftest import SmtpSink, start_worker, stop_worker
 from tests.orders.support import ADDRESS
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -75,7 +75,7 @@ class Worker:
             "MAIL_RETRY_CAP_S": "0.5",
         }
         self.process = start_worker(broker_url=settings.CELERY_BROKER_URL, log=log, extra_env=env)
-        wait_until(self._ready, timeout_s=120, what="the Celery worker to be ready")
+        wait_for(self._ready, timeout_s=120, what="the Celery worker to be ready")
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
@@ -149,12 +149,12 @@ def test_an_api_order_paid_and_shipped_sends_one_message_per_event_and_no_retry_
     product = _product()
     order = _api_order(client, product, key="order-1")
     assert _api_order(client, product, key="order-1")["id"] == order["id"]  # a replayed request
-    wait_until(lambda: _status(order["id"]) == OrderStatus.PAID, timeout_s=60, what="the worker to capture it")
+    wait_for(lambda: _status(order["id"]) == OrderStatus.PAID, timeout_s=60, what="the worker to capture it")
     order_fulfil(order=Order.objects.get(pk=order["id"]))
     with pytest.raises(Conflict):
         order_fulfil(order=Order.objects.get(pk=order["id"]))  # shipped twice: refused, and no second notice
     events = {"order_placed", "order_paid", "order_fulfilled"}
-    wait_until(lambda: _rows_sent(order["id"], events), timeout_s=60, what="three messages sent")
+    wait_for(lambda: _rows_sent(order["id"], events), timeout_s=60, what="three messages sent")
 
     # Redelivery everywhere: the capture task, each mail task, the re-drive. Each finds its work done.
     payment_capture_enqueue(order["id"])
@@ -162,7 +162,7 @@ def test_an_api_order_paid_and_shipped_sends_one_message_per_event_and_no_retry_
     for outbox_id in rows:
         dispatch.mail_delivery_enqueue(outbox_id)
     mail_redrive_task.delay()
-    wait_until(
+    wait_for(
         lambda: (
             worker.outcomes("mail.tasks.mail_deliver_task")["already_sent"] == len(rows)
             and worker.outcomes("payments.tasks.payment_capture_task")["skipped"] == 1
@@ -198,20 +198,20 @@ def test_a_declined_web_checkout_and_a_paid_order_cancelled_twice_each_send_thei
         declined = cart_checkout(
             user=bob, expected_cart_version=cart.version, shipping_address=ADDRESS, note="", idempotency_key="web-1"
         ).order
-    wait_until(lambda: _status(declined.pk) == OrderStatus.PAYMENT_FAILED, timeout_s=60, what="the decline")
+    wait_for(lambda: _status(declined.pk) == OrderStatus.PAYMENT_FAILED, timeout_s=60, what="the decline")
     payment_capture_enqueue(declined.pk)  # a redelivered capture task: the order already failed
-    wait_until(lambda: worker.outcomes("payments.tasks.payment_capture_task")["skipped"] == 1, what="redelivery")
+    wait_for(lambda: worker.outcomes("payments.tasks.payment_capture_task")["skipped"] == 1, what="redelivery")
 
     # An API order, paid, then cancelled twice (a double click; the second is a no-op).
     provider.control(decline_rate=0.0)
     paid = _api_order(bearer_client(bob), product, key="api-1")
-    wait_until(lambda: _status(paid["id"]) == OrderStatus.PAID, timeout_s=60, what="the capture")
+    wait_for(lambda: _status(paid["id"]) == OrderStatus.PAID, timeout_s=60, what="the capture")
     for _ in range(2):
         with zeal_context():  # two requests
             order_cancel(order=Order.objects.get(pk=paid["id"]))
 
-    wait_until(lambda: _rows_sent(declined.pk, {"order_placed", "payment_failed"}), timeout_s=60, what="decline mail")
-    wait_until(
+    wait_for(lambda: _rows_sent(declined.pk, {"order_placed", "payment_failed"}), timeout_s=60, what="decline mail")
+    wait_for(
         lambda: _rows_sent(paid["id"], {"order_placed", "order_paid", "order_cancelled"}),
         timeout_s=60,
         what="cancel mail",
@@ -234,10 +234,10 @@ def test_with_the_mail_server_down_orders_are_accepted_and_paid_and_their_mail_g
     product = _product()
 
     orders = [_api_order(client, product, key=f"down-{index}") for index in range(2)]
-    wait_until(
+    wait_for(
         lambda: all(_status(order["id"]) == OrderStatus.PAID for order in orders), timeout_s=60, what="the captures"
     )
-    wait_until(
+    wait_for(
         lambda: worker.outcomes("mail.tasks.mail_deliver_task")["deferred"] >= 4,
         timeout_s=60,
         what="each message tried once",
@@ -250,7 +250,7 @@ def test_with_the_mail_server_down_orders_are_accepted_and_paid_and_their_mail_g
     try:
         waiting.update(next_attempt_at=timezone.now())  # their backoff is over (the worker's is short anyway)
         mail_redrive_task.delay()
-        wait_until(
+        wait_for(
             lambda: (
                 _rows_sent(orders[0]["id"], {"order_placed", "order_paid"})
                 and _rows_sent(orders[1]["id"], {"order_placed", "order_paid"})

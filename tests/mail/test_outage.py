@@ -11,9 +11,8 @@ from django.conf import settings
 
 from accounts.models import User
 from mail.models import OutboxMessage, OutboxStatus
-from tests.capacity.infra import AppServer
+from tests.capacity.infra import AppServer, free_port
 from tests.factories import UserFactory
-from tests.mail.conftest import free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

@@ -34,9 +34,9 @@ from mail import dispatch
 from mail.models import OutboxMessage, OutboxStatus
 from mail.services import order_mail_enqueue
 from mail.tasks import mail_deliver_task, mail_redrive_task
-from tests.capacity.infra import PrivateRedis, superuser_connection
+from tests.capacity.infra import PrivateRedis, superuser_connection, wait_for
 from tests.factories import TEST_PASSWORD, ProductFactory, UserFactory
-from tests.mail.conftest import SmtpSink, sink_env, start_worker, stop_worker, wait_until
+from tests.mail.conftest import SmtpSink, sink_env, start_worker, stop_worker
 from tests.orders.support import place
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -50,7 +50,7 @@ def _wait_ready(worker: subprocess.Popen[bytes], log: Path) -> None:
             raise AssertionError(f"the worker exited: {log.read_text()[-3000:]}")
         return " ready." in log.read_text()
 
-    wait_until(ready, timeout_s=120, what="the Celery worker to be ready")
+    wait_for(ready, timeout_s=120, what="the Celery worker to be ready")
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_sign_up_and_find_the_verification_mail_then_confirm_the_address(
     (stored,) = smtp_sink.wait_for_messages(1)
     message = smtp_sink.message(stored.name)
     assert (message.event, message.to) == ("verify_email", "newcomer@example.com")
-    wait_until(lambda: OutboxMessage.objects.filter(status=OutboxStatus.SENT).count() == 1, what="the row marked sent")
+    wait_for(lambda: OutboxMessage.objects.filter(status=OutboxStatus.SENT).count() == 1, what="the row marked sent")
 
     newcomer = User.objects.get(username="newcomer")
     assert not newcomer.is_email_verified
@@ -192,11 +192,11 @@ def _crash_between_send_and_mark(
     try:
         _send_task(broker, mail_deliver_task, row.pk)
         # 1. The server has the message (stored; its 250 reply is held): the claim is committed.
-        wait_until(lambda: len(sink.deliveries()) == 1, timeout_s=120, what="the message to reach the server")
+        wait_for(lambda: len(sink.deliveries()) == 1, timeout_s=120, what="the message to reach the server")
         # 2. Hold the row, then let the 250 through: the worker's "mark sent" UPDATE now waits on our lock.
         direct.execute("SELECT 1 FROM mail_outboxmessage WHERE id = %s FOR UPDATE", [row.pk])
         sink.release_replies()
-        marking = wait_until(
+        marking = wait_for(
             lambda: _backend_waiting_on_the_row_lock(database), timeout_s=5, what="the worker to mark it sent"
         )
         # 3. Kill it there: accepted by the SMTP server, not marked in the database. The worker dies, and so does
@@ -212,7 +212,7 @@ def _crash_between_send_and_mark(
     assert row.status == OutboxStatus.SENDING and row.sent_at is None  # the crash left the row claimed
 
     # 4. Once the lease is over, the re-drive hands the row to a new worker, which sends it again.
-    wait_until(
+    wait_for(
         lambda: OutboxMessage.objects.filter(
             pk=row.pk, claimed_until__lt=timezone.now() - timedelta(seconds=0.5)
         ).exists(),
@@ -224,7 +224,7 @@ def _crash_between_send_and_mark(
     try:
         _wait_ready(worker, log)
         _send_task(broker, mail_redrive_task)
-        wait_until(
+        wait_for(
             lambda: OutboxMessage.objects.filter(pk=row.pk, status=OutboxStatus.SENT).exists(),
             timeout_s=60,
             what=f"the re-driven row to be sent: {log}",

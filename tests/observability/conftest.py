@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import redis
 from django.conf import settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from tests.capacity.infra import free_port, wait_for
 from tests.factories import ProductFactory, UserFactory
 from tests.observability.sentry_receiver import SentryReceiver
 
@@ -30,13 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 METRICS_TOKEN = "metrics-token-for-tests"
 GUNICORN_WORKERS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -50,16 +42,6 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as error:
             raise AssertionError(f"{path.name}:{number} is not JSON: {line[:300]}") from error
     return lines
-
-
-def wait_until(condition: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @dataclass
@@ -198,8 +180,8 @@ def live_stack(
             except httpx.HTTPError:
                 return False
 
-        wait_until(web_ready, timeout_s=60, what="gunicorn to answer /healthz")
-        wait_until(lambda: b" ready." in worker_log.read_bytes(), timeout_s=60, what="the Celery worker")
+        wait_for(web_ready, timeout_s=60, what="gunicorn to answer /healthz")
+        wait_for(lambda: b" ready." in worker_log.read_bytes(), timeout_s=60, what="the Celery worker")
         yield LiveStack(
             base_url=base_url,
             receiver=receiver,

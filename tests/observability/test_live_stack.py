@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.capacity.infra import free_port, wait_for
 from tests.conftest import order_payload
-from tests.observability.conftest import METRICS_TOKEN, ROOT, LiveStack, free_port, wait_until
+from tests.observability.conftest import METRICS_TOKEN, ROOT, LiveStack
 from tests.observability.sentry_receiver import exception_types
 
 # What a customer sends that must never reach Sentry.
@@ -91,7 +92,7 @@ def test_no_secret_reaches_sentry(live_stack: LiveStack, boom: dict[str, Any]) -
     receiver.wait_for_event(lambda event: "RuntimeError" in exception_types(event))
     receiver.wait_for_event(lambda event: "FlakyDependency" in exception_types(event))
     # The request's transaction (performance trace, with its SQL spans) is scanned as well.
-    wait_until(lambda: receiver.events("transaction"), timeout_s=30, what="a transaction")
+    wait_for(lambda: receiver.events("transaction"), timeout_s=30, what="a transaction")
 
     payload = receiver.raw_text()
     for secret in (PASSWORD, CARD_NUMBER, ADDRESS_LINE, SESSION_COOKIE, QUERY_TOKEN, live_stack.alice_token):
@@ -130,7 +131,7 @@ def test_every_log_line_is_json_and_each_request_has_one_access_line(
             if line.get("logger") == "observability.access" and line["request_id"] == request_id
         ]
 
-    [product_line] = wait_until(lambda: access_lines("req-product-0001"), timeout_s=10, what="the access line")
+    [product_line] = wait_for(lambda: access_lines("req-product-0001"), timeout_s=10, what="the access line")
     assert product_line.keys() >= ACCESS_FIELDS
     assert product_line["route"] == "/api/v1/products/<int:product_id>/"
     assert product_line["status"] == 200
@@ -174,7 +175,7 @@ def test_one_request_id_links_the_order_request_to_its_payment_task(live_stack: 
             and line.get("task") == "payments.tasks.payment_capture_task"
         ]
 
-    [started, *_] = wait_until(payment_task_started, timeout_s=30, what="the payment task's log lines")
+    [started, *_] = wait_for(payment_task_started, timeout_s=30, what="the payment task's log lines")
     assert started["user_id"] == str(live_stack.alice_id)
     [access] = [
         line
@@ -231,7 +232,7 @@ def prometheus(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) 
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, timeout_s=30, what="Prometheus to start")
+        wait_for(ready, timeout_s=30, what="Prometheus to start")
         yield url
     finally:
         process.terminate()
@@ -284,9 +285,7 @@ def test_prometheus_sees_the_sum_over_all_gunicorn_workers(live_stack: LiveStack
     assert len(pids) >= 2, "all requests went to one worker; the sum would prove nothing"
     # ... and Prometheus, scraping whichever worker answers, sees every request exactly once.
     query = f'sum(shop_http_requests_total{{route="{route}",method="GET",status="200"}})'
-    wait_until(
-        lambda: promql_value(prometheus, query) == requests_sent, timeout_s=30, what=f"{query} == {requests_sent}"
-    )
+    wait_for(lambda: promql_value(prometheus, query) == requests_sent, timeout_s=30, what=f"{query} == {requests_sent}")
     count_query = f'sum(shop_http_request_duration_seconds_count{{route="{route}"}})'
     assert promql_value(prometheus, count_query) == requests_sent
     assert promql_value(prometheus, 'up{job="shop"}') == 1
@@ -327,22 +326,22 @@ def test_shop_metrics_and_scrape_time_gauges_reach_prometheus(live_stack: LiveSt
         return promql_value(prometheus, query)
 
     # Orders placed in this module: one in the log test, three here.
-    wait_until(lambda: value("sum(shop_orders_placed_total)") == 4, timeout_s=30, what="orders placed == 4")
+    wait_for(lambda: value("sum(shop_orders_placed_total)") == 4, timeout_s=30, what="orders placed == 4")
     # One scrape may fall between the third order and the requests after it (1 s apart on a busy machine):
     # each counter is awaited until a scrape has seen it, never read once from a scrape that came too early.
-    wait_until(lambda: value("sum(shop_idempotent_replays_total)") == 1, timeout_s=30, what="replays == 1")
-    wait_until(
+    wait_for(lambda: value("sum(shop_idempotent_replays_total)") == 1, timeout_s=30, what="replays == 1")
+    wait_for(
         lambda: value('sum(shop_idempotency_key_conflicts_total{reason="reused"})') == 1,
         timeout_s=30,
         what="reused key conflicts == 1",
     )
-    wait_until(
+    wait_for(
         lambda: value('sum(shop_stock_conflicts_total{reason="insufficient_stock"})') == 1,
         timeout_s=30,
         what="insufficient stock conflicts == 1",
     )
     # Payment tasks ran in the Celery worker (the provider is down here): the worker's counters are summed too.
-    wait_until(lambda: (value("sum(shop_payment_attempts_total)") or 0) >= 1, timeout_s=30, what="payment attempts")
+    wait_for(lambda: (value("sum(shop_payment_attempts_total)") or 0) >= 1, timeout_s=30, what="payment attempts")
     # Scrape-time gauges: dependencies, pending orders, queue, pool, breaker.
     assert value("shop_ready") == 1
     assert value("shop_pending_payment_orders") == 4
