@@ -69,7 +69,14 @@ def payment_capture(*, order_id: int) -> str:
     if payment.order.status != OrderStatus.PENDING_PAYMENT or payment.status != PaymentStatus.PENDING:
         return "skipped"  # Redelivered task: the order already settled; never charge again.
     # Stuck order: updated_at marks the last attempt; the re-drive job waits PAYMENT_REDRIVE_AFTER_S from it.
-    Payment.objects.filter(pk=payment.pk).update(attempts=F("attempts") + 1, updated_at=timezone.now())
+    # Charged after it was abandoned: the stamp is conditional, so a cancel or a reconciliation that settled this
+    # payment since the read above wins and nothing is charged; one that looks after the stamp sees it and waits
+    # (its compare-and-set on updated_at, _abandon_or_settle_old_orders).
+    stamped = Payment.objects.filter(
+        pk=payment.pk, status=PaymentStatus.PENDING, order__status=OrderStatus.PENDING_PAYMENT
+    ).update(attempts=F("attempts") + 1, updated_at=timezone.now())
+    if not stamped:
+        return "skipped"
     record_payment_attempt()
     try:
         charge = provider_charge(
@@ -131,6 +138,7 @@ def payment_settle_charge(*, payment: Payment, charge_id: str) -> str:
                 order_id=payment.order_id, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID
             ):
                 # The receipt commits with the capture; a duplicate task finds the order paid and mails nothing.
+                # Read again (not the locked status above): the transition set paid_at, which the receipt shows.
                 order_mail_enqueue(order=Order.objects.get(pk=payment.order_id), event=MailEvent.ORDER_PAID)
             return "captured"
     if order_status in {OrderStatus.PAID, OrderStatus.FULFILLED}:
