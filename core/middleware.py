@@ -150,10 +150,6 @@ def bad_request_response(request: HttpRequest, *, code: str, detail: str) -> Htt
     return refusal_response(request, status=400, code=code, title="Bad request.", detail=detail)
 
 
-# Headers a rewritten error keeps: what the client needs to retry, authenticate or correlate.
-_KEPT_HEADERS = ("Retry-After", "Allow", "WWW-Authenticate", "X-Request-ID", "Server-Timing", "Vary")
-
-
 class ErrorAnswersMiddleware:
     """Last resort: every error answer is the shop's own, whoever produced it.
 

@@ -9,13 +9,11 @@ core/serializers.py), so an ignored extra member may hold one without harm.
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser, get_encoding  # type: ignore[attr-defined]
-from rest_framework.utils import json
+from rest_framework.parsers import JSONParser
 
 # Deep enough for every request body the API documents (an order is 3 levels deep), and far below the
 # recursion limit of everything that walks the parsed body afterwards (serializers, the request fingerprint).
@@ -54,19 +52,12 @@ class BoundedJSONParser(JSONParser):
     """JSON with a nesting bound and storable strings; anything else is a 400 before a serializer runs."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
-        # Decompression bombs: DRF's get_encoding accepts text charsets only (no `bz2_codec`).
-        encoding = get_encoding(parser_context or {})
+        # DRF's parse: a text charset only (no decompression bombs through `bz2_codec`), strict loads (no NaN).
         try:
-            text = codecs.getreader(encoding)(stream).read()
-        except (LookupError, UnicodeError) as error:
-            raise ParseError(f"The request body is not valid {encoding}.") from error
-        try:
-            data = json.loads(text)  # DRF's strict loads: NaN and Infinity are refused
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             # Stack exhaustion: thousands of nested `[` make the decoder give up; that is the client's 400.
             raise TooDeep() from None
-        except ValueError as error:
-            raise ParseError(f"JSON parse error - {error}") from None
         # Stack exhaustion later, and surrogates that psycopg would refuse deep inside a service.
         check_parsed_json(data)
         return data

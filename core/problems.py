@@ -80,11 +80,15 @@ def refusal_response(
     retry_after: int | None = None,
     template: str = "errors/400.html",
     context: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """A refusal as the caller reads it: problem+json for the API, else `template` (bare, or rendered with the
-    request when the page needs `context`). Retry-After on both when the client may try again."""
+    request when the page needs `context`). Retry-After on both when the client may try again; `extra` adds
+    members to the problem body."""
     if wants_problem_json(request):
-        return problem_response(status=status, code=code, title=title, detail=detail, retry_after=retry_after)
+        return problem_response(
+            status=status, code=code, title=title, detail=detail, retry_after=retry_after, extra=extra
+        )
     if context is None:
         response = bare_page(template, detail or title, status=status)
     else:

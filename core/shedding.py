@@ -37,8 +37,7 @@ from django.http import HttpRequest, HttpResponse
 from gunicorn.workers.gthread import ThreadWorker
 
 from core.metrics import record_shed
-from core.middleware import bare_page, wants_problem_json
-from core.problems import problem_response
+from core.problems import refusal_response
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -127,20 +126,16 @@ def queue_wait_s(request: HttpRequest) -> float | None:
 
 
 def overloaded_response(request: HttpRequest, *, waited_ms: float) -> HttpResponse:
-    retry_after = settings.SHEDDING_RETRY_AFTER_S
-    detail = "The shop is busy right now; please try again in a moment."
-    if wants_problem_json(request):
-        return problem_response(
-            status=503,
-            code="overloaded",
-            title="The shop is overloaded.",
-            detail=detail,
-            retry_after=retry_after,
-            extra={"queued_ms": round(waited_ms)},
-        )
-    response = bare_page("errors/503.html", detail, status=503)
-    response["Retry-After"] = str(retry_after)
-    return response
+    return refusal_response(
+        request,
+        status=503,
+        code="overloaded",
+        title="The shop is overloaded.",
+        detail="The shop is busy right now; please try again in a moment.",
+        retry_after=settings.SHEDDING_RETRY_AFTER_S,
+        template="errors/503.html",
+        extra={"queued_ms": round(waited_ms)},
+    )
 
 
 class LoadSheddingMiddleware:
