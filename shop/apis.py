@@ -37,6 +37,10 @@ class CategoryListApi(APIView):
         return paginator.get_paginated_response(CategoryOutputSerializer(page, many=True).data)
 
 
+# What the product list reads from the query string: its filters and the paginator's cursor and page size.
+LIST_PARAMETERS = frozenset({"category", "q", "cursor", "page_size"})
+
+
 class ProductListApi(APIView):
     permission_classes = [AllowAny]
     pagination_class = ProductPagination
@@ -66,6 +70,10 @@ class ProductListApi(APIView):
             page = paginator.paginate_queryset(products, request, view=self)
             return dict(paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data).data)
 
+        if set(request.query_params) - LIST_PARAMETERS:
+            # Cache flushing: a parameter the list ignores (`?x=<random>`) would make every request a new key and
+            # push the real pages out of the bounded cache. Such a request is answered, just never kept.
+            return Response(page_of_products())
         # The full URL is the key: it names the page, and the next/previous links in the answer are built from it.
         return Response(catalog_cached(("products", request.build_absolute_uri()), page_of_products))
 

@@ -7,8 +7,8 @@ wait for it instead of computing it too (a cache stampede would put the load rig
 
 What may be stale, and for how long: `stock_available` and the price for at most CATALOG_CACHE_S. The stock
 shown is availability, never a promise: order placement re-reads each product under its row lock
-(orders/services.py) and answers 409 `insufficient_stock` whatever the catalog said. Errors (404, a bad
-cursor) are never cached. Memory is bounded: at most CATALOG_CACHE_MAX_ENTRIES answers per process.
+(shop/stock.py, under orders/placement.py) and answers 409 `insufficient_stock` whatever the catalog said.
+Errors (404, a bad cursor) are never cached. Memory is bounded: at most CATALOG_CACHE_MAX_ENTRIES answers per process.
 
 The cache is per process (cachetools, in memory), not in Redis: a hit costs no network round trip, and with a
 handful of workers the database sees a handful of queries per second per distinct page, not one per request.
@@ -30,6 +30,9 @@ _caches_lock = threading.Lock()
 
 def _coalescing_cache(ttl_s: float, max_entries: int) -> Answer:
     """One cache per (ttl, size) setting, so a test that changes the setting gets a fresh, empty one."""
+    cache = _caches.get((ttl_s, max_entries))
+    if cache is not None:
+        return cache  # every request after the first: no lock on the hot path
     with _caches_lock:  # Stampede: two first requests at once must share one cache, not build one each.
         if (ttl_s, max_entries) not in _caches:
             _caches[(ttl_s, max_entries)] = _new_cache(ttl_s, max_entries)

@@ -70,6 +70,21 @@ def test_concurrent_identical_reads_are_computed_once(catalog_cache: None, produ
     assert len(answers[0][1]["results"]) == 5 and answers[0][1]["next"]
 
 
+def test_a_parameter_the_list_ignores_is_answered_but_never_kept(
+    catalog_cache: None, product_list_calls: list[float]
+) -> None:
+    """Cache flushing: random junk parameters must not become keys that push the real pages out."""
+    ProductFactory.create_batch(3)
+    client = APIClient()
+
+    junk = [client.get(f"/api/v1/products/?page_size=5&x={index}") for index in range(3)]
+    real = [client.get("/api/v1/products/?page_size=5") for _ in range(3)]
+
+    assert {response.status_code for response in junk + real} == {200}
+    # Three junk reads computed each time; the three real reads share one computation.
+    assert len(product_list_calls) == 3 + 1
+
+
 def test_twin_without_the_cache_every_reader_computes(settings: Any, product_list_calls: list[float]) -> None:
     settings.CATALOG_CACHE_S = 0
     ProductFactory.create_batch(7)
