@@ -18,13 +18,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from accounts.apis import TokenPairOutputSerializer
+from accounts.models import NEW_PASSWORD_MAX_LENGTH, PASSWORD_MAX_LENGTH, User
 from accounts.passwords import InvalidResetLink, password_change, password_reset_confirm, password_reset_request
 from accounts.tokens import user_from_uid
 from accounts.verification import email_change_request, email_verification_resend, email_verify_confirm
 from core.auth import request_user
+from core.serializers import StrictInputSerializer
 
-PASSWORD_MAX_LENGTH = 128
 RESET_ACCEPTED = (
     "If an account has this verified address, a link to choose a new password is on its way to it. "
     "The link works once, for a limited time."
@@ -35,13 +36,10 @@ class DetailSerializer(serializers.Serializer[dict[str, str]]):
     detail = serializers.CharField()
 
 
-class TokenPairSerializer(serializers.Serializer[dict[str, str]]):
-    access = serializers.CharField()
-    refresh = serializers.CharField()
-
-
-def _password_field() -> serializers.CharField:
-    return serializers.CharField(max_length=PASSWORD_MAX_LENGTH, write_only=True, trim_whitespace=False)
+def _password_field(*, new: bool = False) -> serializers.CharField:
+    # A new password is held to the sign-up limit; the current one only to the limit any stored one can have.
+    max_length = NEW_PASSWORD_MAX_LENGTH if new else PASSWORD_MAX_LENGTH
+    return serializers.CharField(max_length=max_length, write_only=True, trim_whitespace=False)
 
 
 class MeApi(APIView):
@@ -63,7 +61,7 @@ class PasswordResetApi(APIView):
 
     permission_classes = [AllowAny]
 
-    class PasswordResetInputSerializer(serializers.Serializer[dict[str, str]]):
+    class PasswordResetInputSerializer(StrictInputSerializer):
         email = serializers.EmailField(max_length=254)
 
     @extend_schema(
@@ -83,10 +81,10 @@ class PasswordResetConfirmApi(APIView):
 
     permission_classes = [AllowAny]
 
-    class PasswordResetConfirmInputSerializer(serializers.Serializer[dict[str, str]]):
+    class PasswordResetConfirmInputSerializer(StrictInputSerializer):
         uid = serializers.CharField(max_length=64)
         token = serializers.CharField(max_length=128)
-        new_password = _password_field()
+        new_password = _password_field(new=True)
 
     @extend_schema(
         request=PasswordResetConfirmInputSerializer,
@@ -109,13 +107,13 @@ class PasswordChangeApi(APIView):
     """Change the password (the current one is required). Every other token and session of the account ends;
     the answer carries a fresh token pair for the caller."""
 
-    class PasswordChangeInputSerializer(serializers.Serializer[dict[str, str]]):
+    class PasswordChangeInputSerializer(StrictInputSerializer):
         current_password = _password_field()
-        new_password = _password_field()
+        new_password = _password_field(new=True)
 
     @extend_schema(
         request=PasswordChangeInputSerializer,
-        responses={200: TokenPairSerializer},
+        responses={200: TokenPairOutputSerializer},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -134,7 +132,7 @@ class EmailChangeApi(APIView):
     """Ask to move the account to a new address (password required). 202: a confirmation link went there; the
     address changes when the link is used, by this account."""
 
-    class EmailChangeInputSerializer(serializers.Serializer[dict[str, str]]):
+    class EmailChangeInputSerializer(StrictInputSerializer):
         email = serializers.EmailField(max_length=254)
         password = _password_field()
 
@@ -162,7 +160,7 @@ class EmailChangeApi(APIView):
 class EmailVerifyApi(APIView):
     """Confirm an address with the token of its confirmation link, as the account it was sent for."""
 
-    class EmailVerifyInputSerializer(serializers.Serializer[dict[str, str]]):
+    class EmailVerifyInputSerializer(StrictInputSerializer):
         token = serializers.CharField(max_length=512)
 
     @extend_schema(

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from django import forms
 
-PASSWORD_MAX_LENGTH = 128
+from accounts.models import NEW_PASSWORD_MAX_LENGTH, PASSWORD_MAX_LENGTH
 
 
-def _password(label: str, autocomplete: str, help_text: str = "") -> forms.CharField:
+def _password(label: str, autocomplete: str, help_text: str = "", *, new: bool = False) -> forms.CharField:
+    # A new password is held to the sign-up limit; the current one only to the limit any stored one can have.
     return forms.CharField(
         label=label,
         strip=False,
-        max_length=PASSWORD_MAX_LENGTH,
+        max_length=NEW_PASSWORD_MAX_LENGTH if new else PASSWORD_MAX_LENGTH,
         help_text=help_text,
         widget=forms.PasswordInput({"autocomplete": autocomplete}),
     )
@@ -26,9 +27,9 @@ class PasswordResetRequestForm(forms.Form):
 
 class NewPasswordForm(forms.Form):
     new_password = _password(
-        "New password", "new-password", "At least 8 characters; not only digits, not a common password."
+        "New password", "new-password", "At least 8 characters; not only digits, not a common password.", new=True
     )
-    new_password_confirm = _password("New password again", "new-password")
+    new_password_confirm = _password("New password again", "new-password", new=True)
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}

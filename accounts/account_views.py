@@ -31,14 +31,7 @@ from accounts.verification import (
 )
 from core.auth import request_user
 from core.errors import ApplicationError
-
-
-def _form_errors_from(form: Form, refusal: ApplicationError) -> None:
-    for field, field_errors in refusal.extra.get("errors", {}).items():
-        for message in field_errors:
-            form.add_error(field if field in form.fields else None, message)
-    if not refusal.extra.get("errors"):
-        form.add_error(None, refusal.detail)
+from core.web import form_errors_from
 
 
 def _link_invalid(request: HttpRequest, refusal: ApplicationError, *, again_url: str) -> HttpResponse:
@@ -65,7 +58,7 @@ def password_change_page(request: HttpRequest) -> HttpResponse:
                 new_password=form.cleaned_data["new_password"],
             )
         except PasswordRefused as refusal:
-            _form_errors_from(form, refusal)
+            form_errors_from(form, refusal)
         else:
             # Other sessions end (their password hash no longer matches); this one is kept, with a new hash.
             update_session_auth_hash(request, user)
@@ -85,7 +78,7 @@ def email_change(request: HttpRequest) -> HttpResponse:
                 user=user, new_email=form.cleaned_data["email"], password=form.cleaned_data["password"]
             )
         except PasswordRefused as refusal:
-            _form_errors_from(form, refusal)
+            form_errors_from(form, refusal)
         else:
             if sent:
                 messages.success(
@@ -184,7 +177,7 @@ class ShopPasswordResetConfirmView(PasswordResetConfirmView):
                 new_password=form.cleaned_data["new_password"],
             )
         except PasswordRefused as refusal:
-            _form_errors_from(form, refusal)
+            form_errors_from(form, refusal)
             return self.form_invalid(form)
         except InvalidResetLink as refusal:
             return _link_invalid(

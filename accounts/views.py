@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.forms import LoginForm, SignupForm
 from accounts.services import RegistrationRefused, user_register
+from core.web import form_errors_from
 
 
 def _safe_next(request: HttpRequest) -> str | None:
@@ -37,9 +38,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 password=form.cleaned_data["password"],
             )
         except RegistrationRefused as error:
-            for field, field_errors in error.extra.get("errors", {}).items():
-                for message in field_errors:
-                    form.add_error(field if field in form.fields else None, message)
+            form_errors_from(form, error)
         else:
             # Session fixation: login() issues a new session key for the new account.
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")

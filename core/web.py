@@ -8,8 +8,10 @@ from typing import Any
 
 from django.core.paginator import Page
 from django.db.models import QuerySet
+from django.forms import Form
 from django.http import HttpRequest, HttpResponseRedirect
 
+from core.errors import ApplicationError
 from core.pagination import BoundedPaginator
 
 
@@ -29,3 +31,12 @@ def see_other(url: str) -> HttpResponseRedirect:
     response = HttpResponseRedirect(url)
     response.status_code = 303
     return response
+
+
+def form_errors_from(form: Form, refusal: ApplicationError) -> None:
+    """Show a service's refusal on the form that asked: its `errors` on their fields, else its detail on top."""
+    for field, field_errors in refusal.extra.get("errors", {}).items():
+        for message in field_errors:
+            form.add_error(field if field in form.fields else None, message)
+    if not refusal.extra.get("errors"):
+        form.add_error(None, refusal.detail)
