@@ -107,7 +107,7 @@ def run_checks(deadline_s: float = READYZ_DEADLINE_S, *, only: tuple[str, ...] |
 
 def _readiness_response(results: dict[str, str]) -> JsonResponse:
     # A demo stack says so wherever an operator looks (DEMO_MODE: the payment simulator and the demo data).
-    demo_mode = bool(settings.DEMO_MODE)
+    demo_mode = settings.DEMO_MODE
     failed = [name for name, outcome in results.items() if outcome != "ok"]
     if not failed:
         return JsonResponse({"status": "ready", "checks": results, "demo_mode": demo_mode})

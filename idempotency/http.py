@@ -67,9 +67,12 @@ def idempotent(
         if claim.is_replay:
             # Double submit / client retry: the first answer again, byte for byte.
             record = claim.record
+            # A replay is of a completed record, which the database guarantees has its status (the CHECK in
+            # idempotency/models.py): no default here that would answer a corrupt row with 201.
+            assert record.response_status is not None
             return json_answer(
                 record.response_body,
-                status=record.response_status or 201,
+                status=record.response_status,
                 headers=record.response_headers,
                 replayed=True,
             )

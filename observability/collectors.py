@@ -7,6 +7,7 @@ whole scrape. `shop_metrics_source_up{source}` says which sources answered, so a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dj_database_url
@@ -28,11 +29,17 @@ logger = structlog.get_logger(__name__)
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
+@contextmanager
+def _bounded_cursor() -> Iterator[Any]:
+    """A cursor whose statements give up after a second: a slow scrape must not hold a database connection."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', '1000ms', true)")
+        yield cursor
+
+
 def _oldest_pending_payment() -> tuple[float, int]:
     """(age in seconds of the oldest pending_payment order, how many there are); uses order_pending_by_age."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A slow scrape must not hold a connection: the query gives up after a second.
-        cursor.execute("SELECT set_config('statement_timeout', '1000ms', true)")
+    with _bounded_cursor() as cursor:
         cursor.execute(
             "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0), count(*) "
             "FROM orders_order WHERE status = 'pending_payment'"
@@ -43,8 +50,7 @@ def _oldest_pending_payment() -> tuple[float, int]:
 
 def _mail_outbox() -> tuple[float, dict[str, int]]:
     """(age in seconds of the oldest unsent message, rows per status); uses mail_outbox_unsent_by_age."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('statement_timeout', '1000ms', true)")
+    with _bounded_cursor() as cursor:
         cursor.execute(
             "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM mail_outboxmessage "
             "WHERE status IN ('pending', 'sending')"

@@ -52,10 +52,9 @@ def category_get(*, slug: str) -> Category:
 
 def product_list(*, category_slug: str | None = None, search: str | None = None) -> QuerySet[Product]:
     """Active products, ordered for shoppers (name, id). One query per page, whatever the catalog size."""
-    # N+1: the category comes in the same query (JOIN), never one query per product.
     queryset = (
         Product.objects.filter(is_active=True)
-        .select_related("category")  # N+1: the category comes in the same query (JOIN)
+        .select_related("category")  # N+1: the category comes in the same query (JOIN), never one per product
         .only(*PRODUCT_LIST_FIELDS)  # the card's columns, not every column
         .order_by(*CATALOG_ORDERING)  # ("name", "id"): index (is_active, name, id)
     )

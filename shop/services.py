@@ -14,8 +14,6 @@ from core.errors import ApplicationError, NotFound, PreconditionFailed
 from core.permissions import MANAGE_CATEGORY_PRODUCTS
 from shop.models import Product
 
-# Object permission (django-guardian), granted per Category: "may edit the products of this category".
-
 
 class InvalidProductChange(ApplicationError):
     code = "invalid"

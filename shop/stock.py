@@ -31,7 +31,7 @@ def stock_lock_for_sale(product_ids: Iterable[int]) -> dict[int, Product]:
     assert connection.in_atomic_block, "a row lock outside a transaction is released at once"
     return {
         product.pk: product
-        for product in lock_in_order(Product.objects.filter(pk__in=sorted(set(product_ids)))).only(
+        for product in lock_in_order(Product.objects.filter(pk__in=set(product_ids))).only(
             "id", "sku", "name", "price", "currency", "is_active", "stock_on_hand"
         )
     }
