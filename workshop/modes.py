@@ -63,8 +63,10 @@ MODES: dict[str, Mode] = {
             ),
             twin_files=("workshop/twins/races.py",),
             fix=(
-                "orders.placement:order_place",
+                "orders.placement:order_placement",
                 "orders.placement:do_order_create",
+                "shop.stock:stock_lock_for_sale",
+                "shop.stock:stock_take",
                 "idempotency.services:idempotency_claim",
                 "static/js/shop.js#enhanceBusyForm",
             ),
