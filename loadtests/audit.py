@@ -297,7 +297,7 @@ def check_one_confirmation_per_accepted_order(
     """Mail exactly once: every order a client saw accepted has one order_placed outbox row, sent, and (when the
     run's SMTP sink is known) the sink holds exactly one order_placed message with that X-Shop-Order.
 
-    Placement writes the confirmation in its own transaction (orders/services.py, do_order_create calls
+    Placement writes the confirmation in its own transaction (orders/placement.py, do_order_create calls
     order_mail_enqueue), so an accepted order without its row is a failure, never a skip. Customers without an
     address are not counted: nobody was promised a message.
     """

@@ -1,4 +1,4 @@
--- The database ceiling for order placement: the statements orders.services.do_order_create sends, in the
+-- The database ceiling for order placement: the statements orders.placement.do_order_create sends, in the
 -- same order and the same transaction shape, run by pgbench through the same PgBouncer as the app.
 --   pgbench -n -f loadtests/order_placement.pgbench.sql -D min_product=1 -D max_product=200 \
 --           -D min_user=5 -D max_user=300 -c 8 -j 2 -T 15 postgres://shop@127.0.0.1:6432/<bench database>
