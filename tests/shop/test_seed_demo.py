@@ -54,3 +54,32 @@ def test_seed_demo_volume_options_keep_stock_conserved():
     from observability.invariants import check_all
 
     assert [result.name for result in check_all() if not result.ok] == []
+
+
+def test_seed_demo_volume_after_real_orders_brings_the_mail_its_history_was_sent(alice):
+    """Generated history placed after a real order (whose mail is in the outbox) carries its sent mail rows.
+
+    Without them mail_sent_once reports every generated order as mail never written (the twin: delete them).
+    """
+    from mail.models import OutboxMessage, OutboxStatus
+    from observability.invariants import check_all, check_mail_sent_once
+    from orders.models import Order
+    from orders.placement import order_place
+    from orders.services import LineRequest
+    from tests.orders.support import ADDRESS
+
+    seed()
+    tea = Product.objects.filter(is_active=True).order_by("id").first()
+    assert tea is not None
+    real = order_place(customer=alice, lines=[LineRequest(tea.pk, 1)], shipping_address=ADDRESS, idempotency_key="k")
+    assert OutboxMessage.objects.filter(order=real.order).count() == 1  # the real order's confirmation
+    seed(customers=3, orders=Order.objects.count() + 30)
+
+    generated = Order.objects.exclude(pk=real.order.pk)
+    sent = OutboxMessage.objects.filter(order__in=generated, status=OutboxStatus.SENT)
+    shipped = generated.filter(status="fulfilled").count()
+    assert sent.count() == 2 * generated.count() + shipped  # placed + paid for each, fulfilled for the shipped
+    assert [result.name for result in check_all() if not result.ok] == []
+
+    sent.delete()
+    assert not check_mail_sent_once().ok
