@@ -15,7 +15,14 @@ from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
 from core.database_errors import classify_database_error
-from core.problems import PROBLEM_CONTENT_TYPE, bare_page, problem_response, refusal_response, wants_problem_json
+from core.problems import (
+    PROBLEM_CONTENT_TYPE,
+    bare_page,
+    problem_response,
+    refusal_response,
+    status_code_name,
+    wants_problem_json,
+)
 from core.request_context import accept_request_id, current_request_id
 
 logger = structlog.get_logger(__name__)
@@ -202,7 +209,7 @@ def _phrase(status: int) -> str:
 
 def problem_for_status(status: int) -> HttpResponse:
     phrase = _phrase(status)
-    code = "server_error" if status >= 500 else phrase.lower().replace(" ", "_").replace("-", "_")
+    code = status_code_name(status)
     title = "Something went wrong on our side." if status >= 500 else f"{phrase}."
     return problem_response(status=status, code=code, title=title)
 

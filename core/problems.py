@@ -7,6 +7,7 @@ handler, core/exceptions.py, uses it too); `render_refusal` is the web page for 
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,6 +18,35 @@ if TYPE_CHECKING:
     from core.errors import ApplicationError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# One code per status, for an error whose cause is known only by its status (a middleware's bare 403, a route
+# nobody matched, a refusal Django rendered itself): the codes DRF's handler gives the exceptions with that
+# status (core/exceptions.py), so a client never sees "forbidden" from one layer and "permission_denied" from
+# another for the same refusal.
+STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
+
+
+def status_code_name(status: int) -> str:
+    """The stable `code` for an error answer known only by its status."""
+    if status >= 500:
+        return "server_error"
+    if status in STATUS_CODES:
+        return STATUS_CODES[status]
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+    return phrase.lower().replace(" ", "_").replace("-", "_")
 
 
 def problem_body(

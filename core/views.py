@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from core.problems import refusal_response
+from core.problems import refusal_response, status_code_name
 
 _PAGES = {
-    400: ("errors/400.html", "bad_request", "Bad request."),
-    403: ("errors/403.html", "permission_denied", "You do not have access to this page."),
-    404: ("errors/404.html", "not_found", "Not found."),
-    500: ("errors/500.html", "server_error", "Something went wrong on our side."),
+    400: ("errors/400.html", "Bad request."),
+    403: ("errors/403.html", "You do not have access to this page."),
+    404: ("errors/404.html", "Not found."),
+    500: ("errors/500.html", "Something went wrong on our side."),
 }
 
 
 def _error(request: HttpRequest, status: int) -> HttpResponse:
-    template, code, title = _PAGES[status]
-    return refusal_response(request, status=status, code=code, title=title, template=template)
+    template, title = _PAGES[status]
+    return refusal_response(request, status=status, code=status_code_name(status), title=title, template=template)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -18,8 +18,11 @@ import yaml
 from axes.models import AccessAttempt
 from django.core.signals import got_request_exception
 from django.test import Client, override_settings
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.exceptions import APIException
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from core.exceptions import api_exception_handler
 from orders.models import Order
 from tests.authorization.scene import Scene
 from tests.capacity.infra import AppServer
@@ -236,6 +239,31 @@ def test_under_debug_an_api_crash_is_a_problem_json_500_that_is_still_logged_and
     assert response["X-Request-ID"]
     assert len(crash_reports) == 1  # Sentry's hook fired
     assert any(record.exc_info and CRASH_MESSAGE in str(record.exc_info[1]) for record in caplog.records)
+
+
+# The DRF exceptions whose status says which one it is (400 and 401 each have two causes, told by the handler).
+ONE_CAUSE_PER_STATUS = [
+    drf_exceptions.PermissionDenied,
+    drf_exceptions.NotFound,
+    drf_exceptions.MethodNotAllowed,
+    drf_exceptions.NotAcceptable,
+    drf_exceptions.UnsupportedMediaType,
+    drf_exceptions.Throttled,
+]
+
+
+@pytest.mark.urls("tests.fuzz.urls")
+@pytest.mark.parametrize("exception", ONE_CAUSE_PER_STATUS, ids=lambda exception: exception.__name__)
+def test_a_bare_refusal_gets_the_code_the_api_gives_the_same_refusal(exception: type[APIException]) -> None:
+    # One refusal, one code: a 403 that a middleware or a decorator answered with an empty body is rewritten
+    # (core/middleware.py, ErrorAnswersMiddleware) with the code a DRF view's 403 has, not a second spelling.
+    needs_an_argument = {drf_exceptions.MethodNotAllowed: "GET", drf_exceptions.UnsupportedMediaType: "text/plain"}
+    raised = exception(needs_an_argument[exception]) if exception in needs_an_argument else exception()
+    from_the_api = api_exception_handler(raised, {})
+    assert from_the_api is not None
+    status = from_the_api.status_code
+    response = Client().get(f"/api/v1/_bare/{status}/")
+    assert_problem(response, status, from_the_api.data["code"])
 
 
 @pytest.mark.urls("tests.fuzz.urls")
