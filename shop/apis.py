@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -57,34 +59,45 @@ class ProductListApi(APIView):
         )
 
     @extend_schema(parameters=[FilterSerializer], responses=ProductOutputSerializer(many=True), tags=["catalog"])
-    def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-
-        def page_of_products() -> dict[str, Any]:
+    def get(self, request: Request) -> HttpResponse:
+        def page_of_products() -> bytes:
+            # Validated here, on a miss only: a URL in the cache was valid when it was answered (errors are
+            # never kept), so a hit skips the filter serializer as well as the query and the serialization.
+            filters = self.FilterSerializer(data=request.query_params)
+            filters.is_valid(raise_exception=True)
             products = product_list(
                 category_slug=filters.validated_data.get("category") or None,
                 search=filters.validated_data.get("q") or None,
             )
             paginator = self.pagination_class()
             page = paginator.paginate_queryset(products, request, view=self)
-            return dict(paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data).data)
+            return _json(paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data).data)
 
         if set(request.query_params) - LIST_PARAMETERS:
             # Cache flushing: a parameter the list ignores (`?x=<random>`) would make every request a new key and
             # push the real pages out of the bounded cache. Such a request is answered, just never kept.
-            return Response(page_of_products())
+            return _json_response(page_of_products())
         # The full URL is the key: it names the page, and the next/previous links in the answer are built from it.
-        return Response(catalog_cached(("products", request.build_absolute_uri()), page_of_products))
+        return _json_response(catalog_cached(("products", request.build_absolute_uri()), page_of_products))
 
 
 class ProductDetailApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses=ProductOutputSerializer, tags=["catalog"])
-    def get(self, request: Request, product_id: int) -> Response:
-        return Response(
+    def get(self, request: Request, product_id: int) -> HttpResponse:
+        return _json_response(
             catalog_cached(
-                ("product", product_id), lambda: ProductOutputSerializer(product_get(product_id=product_id)).data
+                ("product", product_id), lambda: _json(ProductOutputSerializer(product_get(product_id=product_id)).data)
             )
         )
+
+
+# The catalog keeps its answers rendered: a hit sends the bytes it sent the first time, with no rendering (the
+# API's only renderer is JSON, and content negotiation has already refused any other Accept before `get`).
+def _json(data: Any) -> bytes:
+    return JSONRenderer().render(data)
+
+
+def _json_response(body: bytes) -> HttpResponse:
+    return HttpResponse(body, content_type="application/json")
