@@ -19,6 +19,7 @@ from accounts.models import User
 from cart.services import PricesChanged, cart_add_item, cart_checkout
 from core.errors import Conflict
 from mail import dispatch
+from mail.messages import build_email
 from mail.models import OutboxMessage, OutboxStatus
 from mail.services import outbox_deliver
 from mail.transport import smtp_connection
@@ -192,6 +193,10 @@ def test_an_order_cancelled_twice_writes_one_notice_that_names_the_refund_of_a_p
 
     notice = OutboxMessage.objects.get(order=order, event="order_cancelled")
     assert notice.context["refund"] == refund
+    text = build_email(notice).body
+    assert ("10.00 EUR goes back to you" in text) == paid
+    # Unpaid is not "never charged": a capture sent just before the cancel can still succeed, and is refunded.
+    assert ("refunded automatically" in text) == (not paid)
     assert OutboxMessage.objects.filter(order=order, event="order_cancelled").count() == 1
 
 
