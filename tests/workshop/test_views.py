@@ -53,8 +53,8 @@ def test_each_card_shows_the_twin_and_the_fix_from_their_files(teacher: User) ->
     page = signed_in(teacher).get("/workshop/").content.decode()
 
     assert page.count('class="panel workshop-card"') == len(MODES)
-    # The real shop's order_place, as orders/placement.py has it now, line for line.
-    source_lines, first = inspect.getsourcelines(order_placement.order_place)
+    # The real shop's placement use case, as orders/placement.py has it now, line for line.
+    source_lines, first = inspect.getsourcelines(order_placement.order_placement)
     assert f'<span class="ln">{first}</span>{html.escape(source_lines[0].rstrip(), quote=True)}' in page
     # The twin's own file, its header first.
     assert html.escape("ANTI-PATTERN on purpose (workshop twin of races in writes)", quote=True) in page
