@@ -102,13 +102,13 @@ compose-smoke: install ## the production compose stack (demo profile) on local s
 test: lint typecheck alert-rules k8s pytest ## everything CI runs: lint, type check, alert rules, k8s manifests, tests
 
 # --- Load suite (loadtests/README.md). A private stack on its own database unless HOST names a target. -------
-USERS ?= 150
+USERS ?= 100
 SPAWN_RATE ?= 25
 DURATION ?= 2m
 HOST ?=
 LOAD_ENV = USERS=$(USERS) SPAWN_RATE=$(SPAWN_RATE) DURATION=$(DURATION) HOST=$(HOST)
 
-loadtest: services ## locust, USERS=150 SPAWN_RATE=25 DURATION=2m [HOST=url], then the audit; exit 1 on a fail
+loadtest: services ## locust, USERS=100 SPAWN_RATE=25 DURATION=2m [HOST=url], then the audit; exit 1 on a fail
 	$(LOAD_ENV) $(PY) -m loadtests.run
 
 loadtest-stress: services ## ramp users in steps (LOAD_STEPS) until a budget breaks; report the knee

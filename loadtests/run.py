@@ -2,7 +2,7 @@
 
 Settings come from the environment (the Makefile passes them through):
 
-    USERS=150 SPAWN_RATE=25 DURATION=2m      the load (DURATION: 30s, 2m, 1m30s or plain seconds)
+    USERS=100 SPAWN_RATE=25 DURATION=2m      the load (DURATION: 30s, 2m, 1m30s or plain seconds)
     HOST=https://shop.example                target a running deployment instead of starting a private stack
     LOAD_DATABASE_URL=postgres://...         with HOST: the target's database, for seeding and the audit
     LOAD_DB_NAME=shop_load                   without HOST: the private stack's database (created, migrated)
@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--no-latest", action="store_true", help="do not point loadtests/results/latest here")
     args = parser.parse_args()
 
-    users = int(os.environ.get("USERS") or 150)
+    users = int(os.environ.get("USERS") or 100)
     spawn_rate = float(os.environ.get("SPAWN_RATE") or 25)
     duration_s = parse_duration(os.environ.get("DURATION") or "2m")
     host = os.environ.get("HOST") or None
