@@ -384,6 +384,10 @@ CATALOG_CACHE_MAX_ENTRIES = env_int("CATALOG_CACHE_MAX_ENTRIES", 1024, minimum=1
 # test_shedding.py sets its own limit, and tests/conftest.py passes "off" on to the servers tests start.
 SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 0 if TESTING else 500, minimum=0)
 SHEDDING_RETRY_AFTER_S = env_int("SHEDDING_RETRY_AFTER_S", 1, minimum=1)
+# Refuse an arrival at once when the queue ahead of it would take longer than the limit to clear (its length,
+# times how long a request has recently held a thread, over the threads). false: only a standing queue refuses
+# at the door, and the rest are refused after waiting out the limit.
+SHEDDING_PREDICT_WAIT = env_bool("SHEDDING_PREDICT_WAIT", True)
 # Behind a proxy that overwrites X-Request-Start (nginx: `proxy_set_header X-Request-Start "t=${msec}";`), the
 # wait counts from the proxy's stamp. Never trust it without such a proxy: a client could send its own.
 SHEDDING_TRUST_REQUEST_START = env_bool("SHEDDING_TRUST_REQUEST_START", False)

@@ -143,6 +143,71 @@ def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
     assert _status(answers["hog 1"]) == _status(answers["hog 2"]) == 200
 
 
+def _arrivals_behind_a_long_queue(app_server_factory: Callable[..., AppServer], *, predict: str) -> dict[str, Any]:
+    """One thread. A 2 s request first teaches the worker how long a request holds its thread (its moving
+    average: 2 s / 8 = 250 ms); then a 3 s hog takes the thread and two requests arrive behind it. The first
+    joins the queue; for the second, one request waiting x 250 ms is longer than the 200 ms limit."""
+    database = settings.DATABASES["default"]
+    server = app_server_factory(
+        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        GUNICORN_THREADS="1",
+        SHEDDING_MAX_QUEUE_MS="200",
+        SHEDDING_PREDICT_WAIT=predict,
+    )
+    answers: dict[str, Any] = {}
+
+    def fetch(key: str, path: str) -> None:
+        with server.client() as http:
+            try:
+                answers[key] = http.get(path)
+            except httpx.HTTPError as error:
+                answers[key] = type(error).__name__
+
+    def start(key: str, path: str) -> threading.Thread:
+        thread = threading.Thread(target=fetch, args=(key, path))
+        thread.start()
+        return thread
+
+    sleeping = str(database["NAME"])
+    fetch("teacher", "/api/_test/slow-query/?seconds=2")
+    hog = start("hog", "/api/_test/slow-query/?seconds=3")
+    assert wait_until(lambda: sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
+    first = start("first", "/api/v1/categories/")
+    time.sleep(0.3)  # the first arrival is accepted and queued before the second
+    second = start("second", "/api/v1/products/")
+    second.join(timeout=30)
+    answers["hog still sleeping"] = sleeping_queries(sleeping) == 1
+    for thread in (hog, first):
+        thread.join(timeout=60)
+    return answers
+
+
+def test_an_arrival_behind_a_queue_too_long_to_clear_in_time_is_refused_at_once(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _arrivals_behind_a_long_queue(app_server_factory, predict="true")
+
+    assert _status(answers["teacher"]) == _status(answers["hog"]) == 200
+    second = answers["second"]
+    assert _status(second) == 503 and second.headers["Retry-After"] == "1"
+    # Refused at the door: answered while the only request thread was still busy, after no wait in the queue.
+    assert answers["hog still sleeping"], "the second arrival was answered only after the thread was free"
+    assert second.json()["code"] == "overloaded" and second.json()["queued_ms"] < 200
+    assert _status(answers["first"]) == 503  # it waited behind the 3 s hog: shed when taken, as before
+
+
+def test_twin_without_the_prediction_the_arrival_waits_out_the_limit_before_it_is_refused(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _arrivals_behind_a_long_queue(app_server_factory, predict="false")
+
+    second = answers["second"]
+    assert _status(second) == 503
+    assert not answers["hog still sleeping"]  # it was answered only once the hog had let go of the thread
+    assert second.json()["queued_ms"] >= 200  # after waiting out the limit in the queue
+
+
 # --- Behind a proxy: the wait counts from its X-Request-Start stamp (SHEDDING_TRUST_REQUEST_START) -------------
 
 
