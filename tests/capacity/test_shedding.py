@@ -26,34 +26,50 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 CROWD = ["/api/v1/products/", "/api/v1/products/", "/api/v1/categories/", "/", "/healthz"]
 
 
+class OneThread:
+    """A real gunicorn with one request thread (and the slow test routes), and every answer it gave, by key."""
+
+    def __init__(self, app_server_factory: Callable[..., AppServer], **env: str) -> None:
+        database = settings.DATABASES["default"]
+        self.database_name = str(database["NAME"])
+        self.server = app_server_factory(
+            DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
+            DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{self.database_name}",
+            GUNICORN_THREADS="1",
+            **env,
+        )
+        self.answers: dict[str, Any] = {}
+
+    def fetch(self, key: str, path: str) -> None:
+        with self.server.client() as http:
+            try:
+                self.answers[key] = http.get(path)
+            except httpx.HTTPError as error:  # a timeout or a reset is an answer too: the test reports it
+                self.answers[key] = type(error).__name__
+
+    def start(self, key: str, path: str) -> threading.Thread:
+        thread = threading.Thread(target=self.fetch, args=(key, path))
+        thread.start()
+        return thread
+
+    def sleeping(self) -> int:
+        """How many requests are sleeping in the database right now (the hogs holding the thread)."""
+        return sleeping_queries(self.database_name)
+
+    def wait_for_one_sleeping(self) -> None:
+        assert wait_until(lambda: self.sleeping() == 1, timeout_s=30, every_s=0.02)
+
+
 def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str) -> dict[str, Any]:
     """One thread busy for 2 s in the database, then the crowd at once; every answer, and one fresh request after."""
-    database = settings.DATABASES["default"]
-    server = app_server_factory(
-        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
-        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        GUNICORN_THREADS="1",
-        SHEDDING_MAX_QUEUE_MS=max_queue_ms,
-    )
-    answers: dict[str, Any] = {}
-
-    def fetch(key: str, path: str) -> None:
-        with server.client() as http:
-            try:
-                answers[key] = http.get(path)
-            except httpx.HTTPError as error:  # a timeout or a reset is an answer too: the test reports it
-                answers[key] = type(error).__name__
-
-    hog = threading.Thread(target=fetch, args=("hog", "/api/_test/slow-query/?seconds=2"))
-    hog.start()
-    assert wait_until(lambda: sleeping_queries(str(database["NAME"])) == 1, timeout_s=30, every_s=0.02)
-    crowd = [threading.Thread(target=fetch, args=(f"{index} {path}", path)) for index, path in enumerate(CROWD)]
-    for thread in crowd:
-        thread.start()
+    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS=max_queue_ms)
+    hog = shop.start("hog", "/api/_test/slow-query/?seconds=2")
+    shop.wait_for_one_sleeping()
+    crowd = [shop.start(f"{index} {path}", path) for index, path in enumerate(CROWD)]
     for thread in [hog, *crowd]:
         thread.join(timeout=60)
-    fetch("after", "/api/v1/products/")
-    return answers
+    shop.fetch("after", "/api/v1/products/")
+    return shop.answers
 
 
 def _status(answer: Any) -> Any:
@@ -97,40 +113,20 @@ def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
     """One thread: hog 1 sleeps; hog 2 and one more request queue behind it. When hog 2 is taken after waiting,
     the queue stands (the other request still waits). Requests arriving now are refused by the refusal thread
     while hog 2 still holds the only request thread: they never joined the queue."""
-    database = settings.DATABASES["default"]
-    server = app_server_factory(
-        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
-        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        GUNICORN_THREADS="1",
-        SHEDDING_MAX_QUEUE_MS="200",
-    )
-    answers: dict[str, Any] = {}
-
-    def fetch(key: str, path: str) -> None:
-        with server.client() as http:
-            try:
-                answers[key] = http.get(path)
-            except httpx.HTTPError as error:
-                answers[key] = type(error).__name__
-
-    def start(key: str, path: str) -> threading.Thread:
-        thread = threading.Thread(target=fetch, args=(key, path))
-        thread.start()
-        return thread
-
-    sleeping = str(database["NAME"])
+    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS="200")
+    start, answers = shop.start, shop.answers
     hog_1 = start("hog 1", "/api/_test/slow-query/?seconds=2")
-    assert wait_until(lambda: sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
+    shop.wait_for_one_sleeping()
     hog_2 = start("hog 2", "/api/_test/slow-query/?seconds=3")
     time.sleep(0.3)  # hog 2 is accepted and queued first, the waiting request behind it
     waiting = start("waiting", "/api/v1/categories/")
     hog_1.join(timeout=30)
-    assert wait_until(lambda: sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)  # hog 2 now
+    shop.wait_for_one_sleeping()  # hog 2 now
 
     arrivals = [start(f"arrival {path}", path) for path in ("/api/v1/products/", "/api/v1/categories/", "/")]
     for thread in arrivals:
         thread.join(timeout=30)
-    hog_2_still_sleeping = sleeping_queries(sleeping) == 1
+    hog_2_still_sleeping = shop.sleeping() == 1
     for thread in (hog_2, waiting):
         thread.join(timeout=60)
 
@@ -147,40 +143,18 @@ def _arrivals_behind_a_long_queue(app_server_factory: Callable[..., AppServer], 
     """One thread. A 2 s request first teaches the worker how long a request holds its thread (its moving
     average: 2 s / 8 = 250 ms); then a 3 s hog takes the thread and two requests arrive behind it. The first
     joins the queue; for the second, one request waiting x 250 ms is longer than the 200 ms limit."""
-    database = settings.DATABASES["default"]
-    server = app_server_factory(
-        DJANGO_SETTINGS_MODULE="tests.capacity.settings_slow_routes",
-        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        GUNICORN_THREADS="1",
-        SHEDDING_MAX_QUEUE_MS="200",
-        SHEDDING_PREDICT_WAIT=predict,
-    )
-    answers: dict[str, Any] = {}
-
-    def fetch(key: str, path: str) -> None:
-        with server.client() as http:
-            try:
-                answers[key] = http.get(path)
-            except httpx.HTTPError as error:
-                answers[key] = type(error).__name__
-
-    def start(key: str, path: str) -> threading.Thread:
-        thread = threading.Thread(target=fetch, args=(key, path))
-        thread.start()
-        return thread
-
-    sleeping = str(database["NAME"])
-    fetch("teacher", "/api/_test/slow-query/?seconds=2")
-    hog = start("hog", "/api/_test/slow-query/?seconds=3")
-    assert wait_until(lambda: sleeping_queries(sleeping) == 1, timeout_s=30, every_s=0.02)
-    first = start("first", "/api/v1/categories/")
+    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS="200", SHEDDING_PREDICT_WAIT=predict)
+    shop.fetch("teacher", "/api/_test/slow-query/?seconds=2")
+    hog = shop.start("hog", "/api/_test/slow-query/?seconds=3")
+    shop.wait_for_one_sleeping()
+    first = shop.start("first", "/api/v1/categories/")
     time.sleep(0.3)  # the first arrival is accepted and queued before the second
-    second = start("second", "/api/v1/products/")
+    second = shop.start("second", "/api/v1/products/")
     second.join(timeout=30)
-    answers["hog still sleeping"] = sleeping_queries(sleeping) == 1
+    shop.answers["hog still sleeping"] = shop.sleeping() == 1
     for thread in (hog, first):
         thread.join(timeout=60)
-    return answers
+    return shop.answers
 
 
 def test_an_arrival_behind_a_queue_too_long_to_clear_in_time_is_refused_at_once(
