@@ -14,18 +14,20 @@ from rest_framework.response import Response
 
 from core.database_errors import classify_database_error
 from core.errors import ApplicationError
-from core.problems import PROBLEM_CONTENT_TYPE, problem_body
+from core.problems import PROBLEM_CONTENT_TYPE, STATUS_CODES, problem_body
 
+# A refusal with one cause per status takes that status's code (core/problems.STATUS_CODES), the same code a
+# bare refusal of that status gets from ErrorAnswersMiddleware; 400 and 401 have two causes, told apart here.
 _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
     drf_exceptions.ParseError: "malformed_request",
-    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.NotAuthenticated: STATUS_CODES[401],
     drf_exceptions.AuthenticationFailed: "authentication_failed",
-    drf_exceptions.PermissionDenied: "permission_denied",
-    drf_exceptions.NotFound: "not_found",
-    drf_exceptions.MethodNotAllowed: "method_not_allowed",
-    drf_exceptions.NotAcceptable: "not_acceptable",
-    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
-    drf_exceptions.Throttled: "throttled",
+    drf_exceptions.PermissionDenied: STATUS_CODES[403],
+    drf_exceptions.NotFound: STATUS_CODES[404],
+    drf_exceptions.MethodNotAllowed: STATUS_CODES[405],
+    drf_exceptions.NotAcceptable: STATUS_CODES[406],
+    drf_exceptions.UnsupportedMediaType: STATUS_CODES[415],
+    drf_exceptions.Throttled: STATUS_CODES[429],
     drf_exceptions.ValidationError: "invalid",
 }
 

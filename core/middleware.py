@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from core.database_errors import classify_database_error
 from core.problems import (
     PROBLEM_CONTENT_TYPE,
+    STATUS_CODES,
     bare_page,
     problem_response,
     refusal_response,
@@ -99,7 +100,7 @@ class BodySizeLimitMiddleware:
             return refusal_response(
                 request,
                 status=413,
-                code="request_too_large",
+                code=STATUS_CODES[413],
                 title="Request body too large.",
                 detail=detail,
                 template="errors/413.html",

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-# One code per status, for an error whose cause is known only by its status (a middleware's bare 403, a route
-# nobody matched, a refusal Django rendered itself): the codes DRF's handler gives the exceptions with that
-# status (core/exceptions.py), so a client never sees "forbidden" from one layer and "permission_denied" from
-# another for the same refusal.
+# One code per status: for an error whose cause is known only by its status (a middleware's bare 403, a route
+# nobody matched, a refusal Django rendered itself), and for DRF's exceptions with one cause per status
+# (core/exceptions.py), the throttles and the body limit, so a client never sees "forbidden" from one layer and
+# "permission_denied" from another for the same refusal.
 STATUS_CODES: dict[int, str] = {
     400: "bad_request",
     401: "not_authenticated",

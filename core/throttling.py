@@ -45,7 +45,7 @@ from rest_framework.views import APIView
 
 from core.errors import ServiceUnavailable
 from core.metrics import record_throttled
-from core.problems import refusal_response
+from core.problems import STATUS_CODES, refusal_response
 from core.redis_pool import redis_connection
 
 logger = structlog.get_logger(__name__)
@@ -260,7 +260,7 @@ def throttled_response(request: HttpRequest, *, retry_after_s: int) -> HttpRespo
     return refusal_response(
         request,
         status=429,
-        code="throttled",
+        code=STATUS_CODES[429],
         title="Request was throttled.",
         detail=f"Too many requests. Try again in {retry_after_s} seconds.",
         retry_after=retry_after_s,

@@ -17,6 +17,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 
 from core.auth import request_user
+from core.rendering import rendered_json_response
 from idempotency.services import (
     check_idempotency_key,
     idempotency_claim,
@@ -43,9 +44,7 @@ class IdempotentRequest:
 
 def json_answer(body: str, *, status: int, headers: dict[str, str], replayed: bool = False) -> HttpResponse:
     """An already rendered JSON answer, as first sent or as replayed (`Idempotent-Replayed: true`)."""
-    response = HttpResponse(body, status=status, content_type="application/json")
-    for name, value in headers.items():
-        response[name] = value
+    response = rendered_json_response(body, status=status, headers=headers)
     if replayed:
         response[REPLAYED_HEADER] = "true"
     return response

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +13,7 @@ from core.auth import request_user
 from core.etags import parse_if_match
 from core.openapi import ETAG, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, IF_MATCH, LOCATION
 from core.pagination import CursorPagination
+from core.rendering import render_json
 from core.serializers import StrictInputSerializer
 from idempotency.http import IdempotentRequest, idempotent, json_answer
 from orders.models import Order, OrderStatus
@@ -24,7 +24,7 @@ from orders.services import order_cancel, order_update_details
 
 
 def _order_json(order: Order) -> bytes:
-    return JSONRenderer().render(OrderOutputSerializer(order).data)
+    return render_json(OrderOutputSerializer(order).data)
 
 
 def _order_response(order: Order, *, status: int = 200) -> Response:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import CursorPagination
+from core.rendering import render_json, rendered_json_response
 from core.serializers import StrictInputSerializer
 from shop.catalog_cache import catalog_cached
 from shop.selectors import category_list, product_get, product_list
@@ -71,14 +69,15 @@ class ProductListApi(APIView):
             )
             paginator = self.pagination_class()
             page = paginator.paginate_queryset(products, request, view=self)
-            return _json(paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data).data)
+            return render_json(paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data).data)
 
         if set(request.query_params) - LIST_PARAMETERS:
             # Cache flushing: a parameter the list ignores (`?x=<random>`) would make every request a new key and
             # push the real pages out of the bounded cache. Such a request is answered, just never kept.
-            return _json_response(page_of_products())
+            return rendered_json_response(page_of_products())
         # The full URL is the key: it names the page, and the next/previous links in the answer are built from it.
-        return _json_response(catalog_cached(("products", request.build_absolute_uri()), page_of_products))
+        # The answer is kept rendered: a hit sends the bytes it sent the first time (core/rendering.py).
+        return rendered_json_response(catalog_cached(("products", request.build_absolute_uri()), page_of_products))
 
 
 class ProductDetailApi(APIView):
@@ -86,18 +85,7 @@ class ProductDetailApi(APIView):
 
     @extend_schema(responses=ProductOutputSerializer, tags=["catalog"])
     def get(self, request: Request, product_id: int) -> HttpResponse:
-        return _json_response(
-            catalog_cached(
-                ("product", product_id), lambda: _json(ProductOutputSerializer(product_get(product_id=product_id)).data)
-            )
-        )
+        def product() -> bytes:
+            return render_json(ProductOutputSerializer(product_get(product_id=product_id)).data)
 
-
-# The catalog keeps its answers rendered: a hit sends the bytes it sent the first time, with no rendering (the
-# API's only renderer is JSON, and content negotiation has already refused any other Accept before `get`).
-def _json(data: Any) -> bytes:
-    return JSONRenderer().render(data)
-
-
-def _json_response(body: bytes) -> HttpResponse:
-    return HttpResponse(body, content_type="application/json")
+        return rendered_json_response(catalog_cached(("product", product_id), product))

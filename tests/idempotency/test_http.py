@@ -7,9 +7,7 @@ middleware exactly as an outside client does, against the same PostgreSQL throug
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,6 +18,7 @@ from idempotency.models import IdempotencyKey
 from orders.models import Order
 from orders.ports import payment_port
 from shop.models import Product
+from tests.capacity.infra import wait_for
 from tests.concurrency import raw_connection, run_concurrently
 from tests.conftest import order_payload
 from tests.factories import TEST_PASSWORD
@@ -40,15 +39,6 @@ def sign_in(base_url: str, user: User) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access']}"}
 
 
-def wait_for(condition: Callable[[], bool]) -> None:
-    """Poll a database condition (not a clock): the test waits for a state, then acts on it."""
-    for _ in range(300):
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the condition never became true")
-
-
 def test_replay_reuse_in_flight_and_missing_key_over_http(
     live_server: Any, alice: User, product_factory: Any, settings: Any
 ) -> None:
@@ -65,7 +55,13 @@ def test_replay_reuse_in_flight_and_missing_key_over_http(
         holder.execute(f"SELECT id FROM {Product._meta.db_table} WHERE id = %s FOR UPDATE", [product.pk])
         submit = threading.Thread(target=lambda: first.update(reply=httpx.post(url, json=payload, headers=headers)))
         submit.start()
-        wait_for(lambda: IdempotencyKey.objects.filter(user=alice, key="live-1", status="in_flight").exists())
+        # Poll a database state (not a clock): the first request holds its key, then the test acts on it.
+        wait_for(
+            lambda: IdempotencyKey.objects.filter(user=alice, key="live-1", status="in_flight").exists(),
+            timeout_s=15,
+            every_s=0.05,
+            what="the first request to hold its key",
+        )
         in_flight = httpx.post(url, json=payload, headers=headers)
         holder.rollback()
     submit.join(timeout=30)
