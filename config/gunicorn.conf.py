@@ -29,6 +29,12 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Slow leaks: workers are recycled, with jitter so they do not all restart at once.
 # The jitter is of the same order as the limit: with a small jitter all workers restart within seconds of
 # each other under load (measured: p95 6.4 s and -20% throughput during such a wave in the stress run).
+# Recycling under load: a worker retired by max_requests used to re-import Django in its replacement, 4-8 s of
+# CPU on a saturated machine while it served nothing; three retiring within seconds of each other stalled the
+# shop for 5 s (measured under `make loadtest-stress`). Preloaded, the master imports the app once and a new
+# worker is a fork, ready in milliseconds. Nothing connects at import (the database, Redis, the provider's
+# client and Sentry's transport all open lazily, per process).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() == "true"
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2500"))
 # Slowloris-style abuse: cap header sizes and the request line.

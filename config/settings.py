@@ -383,6 +383,9 @@ CATALOG_CACHE_MAX_ENTRIES = env_int("CATALOG_CACHE_MAX_ENTRIES", 1024, minimum=1
 # Off under test: a live stack answering a burst on a loaded CI machine is not overload; tests/capacity/
 # test_shedding.py sets its own limit, and tests/conftest.py passes "off" on to the servers tests start.
 SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 0 if TESTING else 500, minimum=0)
+# CoDel's rule: once the queue has not been empty for SHEDDING_MAX_QUEUE_MS (overload, not a burst), a request
+# may wait only this long; the rest are refused at once instead of after the whole limit. 0 switches it off.
+SHEDDING_STANDING_QUEUE_MS = env_int("SHEDDING_STANDING_QUEUE_MS", 50, minimum=0)
 SHEDDING_RETRY_AFTER_S = env_int("SHEDDING_RETRY_AFTER_S", 1, minimum=1)
 # Refuse an arrival at once when the queue ahead of it would take longer than the limit to clear (its length,
 # times how long a request has recently held a thread, over the threads). false: only a standing queue refuses

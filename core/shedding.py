@@ -15,6 +15,13 @@ longer than the limit to clear (requests waiting, times how long a request has r
 the number of threads). Without the prediction, each new queue waited out the limit before it was refused:
 measured under `make loadtest-stress`, a shed answer took ~530 ms.
 
+A queue that stands is held to a much shorter wait (CoDel's rule, as Facebook's servers apply it to their
+request queues): when the queue has not been empty for `SHEDDING_MAX_QUEUE_MS`, the load is not a burst that
+will pass but more than the threads can serve, and a request that has waited longer than
+`SHEDDING_STANDING_QUEUE_MS` is refused, at the door or when a thread takes it. Without it, every request
+already queued waited out the whole limit before its refusal (measured: a shed answer's p95 700-930 ms under
+`make loadtest-stress`). A burst still gets the long limit: the queue empties between bursts.
+
 How long a request waited is measured, not guessed:
 
 - under gunicorn with `QueueTimedThreadWorker` (config/gunicorn.conf.py): from the moment the worker
@@ -58,6 +65,11 @@ def refused_at_the_door() -> bool:
     return bool(getattr(_queue_wait, "at_door", False))
 
 
+def measured_queue_limit_s() -> float | None:
+    """How long the current request was allowed to wait, if the server judged it (shorter while the queue stands)."""
+    return getattr(_queue_wait, "limit_s", None)
+
+
 class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker, noting when each request was queued for a thread and when one took it.
 
@@ -71,15 +83,18 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.shop_waiting = 0  # requests queued for a request thread, not yet taken
         self.shop_standing_wait_s = 0.0  # how long the last request taken had waited, while others still wait
         self.shop_service_s = 0.0  # how long a request has recently held a thread (moving average)
+        self.shop_empty_at = time.monotonic()  # when the queue was last seen empty (CoDel's clock)
         self.shop_counts = threading.Lock()
         # Two, so that one slow client (a refusal still waits for its request to arrive) does not block the door.
         self.shop_refusals = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="refusal")
         super().init_process()
 
     def enqueue_req(self, conn: Any) -> None:
-        conn.shop_queued_at = time.monotonic()
-        max_wait_s = settings.SHEDDING_MAX_QUEUE_MS / 1000
+        conn.shop_queued_at = now = time.monotonic()
         with self.shop_counts:
+            if self.shop_waiting == 0:
+                self.shop_empty_at = now
+            max_wait_s = self._queue_limit_s(now)
             conn.shop_at_door = max_wait_s > 0 and self.shop_waiting > 0 and self._wait_too_long(max_wait_s)
             if not conn.shop_at_door:
                 self.shop_waiting += 1
@@ -88,6 +103,17 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
             return
         refusal = self.shop_refusals.submit(self.handle, conn)
         refusal.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def _queue_limit_s(self, now: float) -> float:
+        """Under `shop_counts`: how long a request may wait now; 0 when shedding is off.
+
+        CoDel's rule: a queue that has not been empty for the whole limit stands, and is held to the short
+        target; a burst, which the queue clears between arrivals, keeps the long limit."""
+        limit_s = settings.SHEDDING_MAX_QUEUE_MS / 1000
+        standing_s = settings.SHEDDING_STANDING_QUEUE_MS / 1000
+        if limit_s > 0 and 0 < standing_s < limit_s and now - self.shop_empty_at > limit_s:
+            return standing_s
+        return limit_s
 
     def _wait_too_long(self, max_wait_s: float) -> bool:
         """Under `shop_counts`: would a request arriving now wait longer than the limit for a thread?"""
@@ -103,17 +129,21 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
         waited = started - queued_at if queued_at is not None else None
         at_door = getattr(conn, "shop_at_door", False)
         conn.shop_at_door = False  # a kept-alive connection's next request is judged afresh
+        limit_s = None
         if not at_door and queued_at is not None:
             with self.shop_counts:
+                limit_s = self._queue_limit_s(started)  # judged before this request leaves the queue
                 self.shop_waiting -= 1
+                if self.shop_waiting == 0:
+                    self.shop_empty_at = started
                 # A standing queue: others still wait behind a request that waited this long.
                 self.shop_standing_wait_s = waited if self.shop_waiting > 0 and waited is not None else 0.0
-        _queue_wait.seconds, _queue_wait.at_door = waited, at_door
+        _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = waited, at_door, limit_s
         try:
             return super().handle(conn)
         finally:
             # A thread's next request must not inherit this one's wait.
-            _queue_wait.seconds, _queue_wait.at_door = None, False
+            _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = None, False, None
             if not at_door:  # a refusal at the door held no request thread
                 self._note_service(time.monotonic() - started)
 
@@ -170,9 +200,11 @@ class LoadSheddingMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.max_wait_s > 0 and not request.path.startswith(self.exempt):
             waited = queue_wait_s(request)
+            # The worker's limit for this request: shorter while its queue stands (CoDel, above).
+            limit_s = min(self.max_wait_s, measured_queue_limit_s() or self.max_wait_s)
             # Overload: past the knee, serving a request that already waited this long only makes the next wait
             # longer; refusing it now keeps the admitted ones within budget.
-            if refused_at_the_door() or (waited is not None and waited > self.max_wait_s):
+            if refused_at_the_door() or (waited is not None and waited > limit_s):
                 record_shed()
                 return overloaded_response(request, waited_ms=(waited or 0.0) * 1000)
         return self.get_response(request)

@@ -61,8 +61,16 @@ class OneThread:
 
 
 def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str) -> dict[str, Any]:
-    """One thread busy for 2 s in the database, then the crowd at once; every answer, and one fresh request after."""
-    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS=max_queue_ms)
+    """One thread busy for 2 s in the database, then the crowd at once; every answer, and one fresh request after.
+
+    Only the limit is on: the door's prediction (which can refuse part of the crowd on arrival, when the server's
+    first requests were slow) and the standing-queue rule have tests of their own below."""
+    shop = OneThread(
+        app_server_factory,
+        SHEDDING_MAX_QUEUE_MS=max_queue_ms,
+        SHEDDING_PREDICT_WAIT="false",
+        SHEDDING_STANDING_QUEUE_MS="0",
+    )
     hog = shop.start("hog", "/api/_test/slow-query/?seconds=2")
     shop.wait_for_one_sleeping()
     crowd = [shop.start(f"{index} {path}", path) for index, path in enumerate(CROWD)]
@@ -180,6 +188,48 @@ def test_twin_without_the_prediction_the_arrival_waits_out_the_limit_before_it_i
     assert _status(second) == 503
     assert not answers["hog still sleeping"]  # it was answered only once the hog had let go of the thread
     assert second.json()["queued_ms"] >= 200  # after waiting out the limit in the queue
+
+
+def _late_arrival_behind_a_standing_queue(
+    app_server_factory: Callable[..., AppServer], *, standing_queue_ms: str
+) -> dict[str, Any]:
+    """One thread, a 3 s limit. Three 1.5 s hogs (exempt from shedding) keep the queue from emptying for 4.5 s;
+    a request arriving at 2.25 s, while the third hog still waits, is taken at 4.5 s: it waited 2.25 s, well
+    within the limit, in a queue that had not been empty for 4.5 s, well past it."""
+    shop = OneThread(
+        app_server_factory,
+        SHEDDING_MAX_QUEUE_MS="3000",
+        SHEDDING_STANDING_QUEUE_MS=standing_queue_ms,
+        SHEDDING_PREDICT_WAIT="false",  # this is about the queue's clock, not the prediction
+    )
+    hogs = [shop.start("hog 1", "/api/_test/slow-query/?seconds=1.5")]
+    shop.wait_for_one_sleeping()
+    hogs += [shop.start(f"hog {number}", "/api/_test/slow-query/?seconds=1.5") for number in (2, 3)]
+    time.sleep(2.25)
+    late = shop.start("late", "/api/v1/categories/")
+    for thread in [*hogs, late]:
+        thread.join(timeout=60)
+    shop.fetch("after", "/api/v1/categories/")
+    return shop.answers
+
+
+def test_a_standing_queue_holds_a_request_to_the_short_wait(app_server_factory: Callable[..., AppServer]) -> None:
+    answers = _late_arrival_behind_a_standing_queue(app_server_factory, standing_queue_ms="300")
+
+    assert [_status(answers[f"hog {number}"]) for number in (1, 2, 3)] == [200, 200, 200]
+    late = answers["late"]
+    assert _status(late) == 503 and late.headers["Retry-After"] == "1"
+    # Refused for waiting past the short target in a standing queue, not for the 3 s limit.
+    assert 300 <= late.json()["queued_ms"] < 3000
+    assert _status(answers["after"]) == 200  # the queue emptied: the long limit again
+
+
+def test_twin_without_the_standing_rule_the_same_request_waits_and_is_served(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _late_arrival_behind_a_standing_queue(app_server_factory, standing_queue_ms="0")
+
+    assert _status(answers["late"]) == 200  # 2.25 s in the queue, within the 3 s limit: the request waited it out
 
 
 # --- Behind a proxy: the wait counts from its X-Request-Start stamp (SHEDDING_TRUST_REQUEST_START) -------------
