@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,6 +23,38 @@ app.autodiscover_tasks()
 # The default in every thread, not only this one: core/health.py and observability/collectors.py reach the app
 # as celery.current_app (the bottom layers never import config), also from the readiness check's threads.
 app.set_default()
+
+
+@task_prerun.connect
+def _database_connections_checked(task: Any = None, **kwargs: Any) -> None:
+    """A task starts as a request does: a connection past CONN_MAX_AGE, or one that errored, is dropped first, and
+    CONN_HEALTH_CHECKS checks the kept one before its first query (a PgBouncer restarted since the last task)."""
+    if _in_worker(task):
+        from django.db import close_old_connections
+
+        close_old_connections()
+
+
+@task_postrun.connect
+def _database_connections_settled(task: Any = None, state: str | None = None, **kwargs: Any) -> None:
+    """Kept across tasks (CELERY_DB_REUSE_MAX), except after a task that did not succeed: a time limit that
+    interrupted a query leaves a connection Django takes for usable, and the next task would fail on it."""
+    if not _in_worker(task):
+        return
+    from django.db import close_old_connections, connections
+
+    if state == "SUCCESS":
+        close_old_connections()
+    else:
+        connections.close_all()
+
+
+def _in_worker(task: Any) -> bool:
+    # An eager task runs inside its caller's request or test transaction: its connection is not the task's to close.
+    from django.conf import settings
+
+    reusing = bool(getattr(settings, "CELERY_DB_REUSE_MAX", 0))  # 0: Celery closes them around every task itself
+    return reusing and not getattr(getattr(task, "request", None), "is_eager", False)
 
 
 def _every(setting: str, default: float) -> float:

@@ -177,7 +177,7 @@ def queue_wait_s(request: HttpRequest) -> float | None:
 
 
 def overloaded_response(request: HttpRequest, *, waited_ms: float) -> HttpResponse:
-    return refusal_response(
+    response = refusal_response(
         request,
         status=503,
         code="overloaded",
@@ -187,6 +187,10 @@ def overloaded_response(request: HttpRequest, *, waited_ms: float) -> HttpRespon
         template="errors/503.html",
         extra={"queued_ms": round(waited_ms)},
     )
+    # One line per refusal, the access log's (with its queued_ms): Django's request logger would add a second,
+    # an error with a traceback-less "Service Unavailable", for each of thousands of refusals a minute.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 class LoadSheddingMiddleware:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from core import metrics
+from core.shedding import measured_queue_wait_s
 from observability.context import current_request, user_id_of
 from observability.logs import access_logger, level_for_status
 
@@ -45,6 +46,7 @@ class AccessLogMiddleware:
         route = route_of(request)
         metrics.record_request(route=route, method=request.method or "", status=status, duration_s=duration_s)
         queries = getattr(request, "db_queries", None)
+        waited_s = measured_queue_wait_s()  # how long it waited for a thread (gunicorn's worker measured it)
         access_logger().log(
             level_for_status(status),
             "request",
@@ -53,6 +55,7 @@ class AccessLogMiddleware:
             path=request.path,
             status=status,
             duration_ms=round(duration_s * 1000, 2),
+            queued_ms=round(waited_s * 1000, 1) if waited_s is not None else None,
             db_queries=queries.count if queries is not None else None,
             user_id=user_id_of(request),
         )

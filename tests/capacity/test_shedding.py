@@ -269,3 +269,21 @@ def test_twin_an_untrusted_stamp_is_not_believed(client: Client, settings: Any) 
     response = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 60:.3f}"})
 
     assert response.status_code == 200
+
+
+def test_a_refusal_is_one_access_log_line_not_an_error_for_sentry(
+    client: Client, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under overload thousands of requests a minute are refused. Django's request logger would log each as an
+    error ("Service Unavailable"), and Sentry reports error records as events: an event storm on top of the
+    overload. The refusal is logged once, by the access log, which Sentry does not report."""
+    settings.SHEDDING_MAX_QUEUE_MS = 500
+    settings.SHEDDING_TRUST_REQUEST_START = True
+
+    with caplog.at_level("INFO"):
+        shed = client.get("/api/v1/categories/", headers={"X-Request-Start": f"t={time.time() - 1.0:.3f}"})
+
+    assert shed.status_code == 503
+    assert [record.name for record in caplog.records if record.name == "django.request"] == []
+    access = [record for record in caplog.records if record.name == "observability.access"]
+    assert len(access) == 1 and access[0].status == 503  # type: ignore[attr-defined]
