@@ -51,6 +51,9 @@ from core.problems import refusal_response
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
+# How often the reaper looks for requests that have waited their limit (only while requests wait).
+REAP_EVERY_S = 0.01
+
 # The worker thread that serves a request is the one that picked it up: the wait is handed over per thread.
 _queue_wait = threading.local()
 
@@ -87,7 +90,12 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.shop_counts = threading.Lock()
         # Two, so that one slow client (a refusal still waits for its request to arrive) does not block the door.
         self.shop_refusals = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="refusal")
-        super().init_process()
+        # The requests still waiting for a request thread, oldest first (conn -> its future in the thread pool).
+        self.shop_queue: dict[Any, futures.Future[Any]] = {}
+        self.shop_queue_busy = threading.Event()  # set while requests wait: the reaper sleeps otherwise
+        if settings.SHEDDING_MAX_QUEUE_MS > 0 and settings.SHEDDING_REAP_QUEUE:
+            threading.Thread(target=self._reap_forever, name="queue-reaper", daemon=True).start()
+        super().init_process()  # runs the worker's loop: nothing after this line runs before it exits
 
     def enqueue_req(self, conn: Any) -> None:
         conn.shop_queued_at = now = time.monotonic()
@@ -98,11 +106,53 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
             conn.shop_at_door = max_wait_s > 0 and self.shop_waiting > 0 and self._wait_too_long(max_wait_s)
             if not conn.shop_at_door:
                 self.shop_waiting += 1
+                # gunicorn's own enqueue_req, keeping the future so that the reaper can take the request back.
+                future = self.tpool.submit(self.handle, conn)
+                self.shop_queue[conn] = future
+                self.shop_queue_busy.set()
         if not conn.shop_at_door:
-            super().enqueue_req(conn)
+            future.add_done_callback(lambda done: self._request_done(conn, done))
             return
+        self._refuse(conn)
+
+    def _request_done(self, conn: Any, done: futures.Future[Any]) -> None:
+        if not done.cancelled():  # a cancelled one was taken back by the reaper, which answers it itself
+            self.method_queue.defer(self.finish_request, conn, done)
+
+    def _refuse(self, conn: Any) -> None:
+        """Answer `conn` 503 from a refusal thread, without waiting for a request thread."""
+        conn.shop_at_door = True
         refusal = self.shop_refusals.submit(self.handle, conn)
         refusal.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def _reap_forever(self) -> None:
+        """A request that has waited its limit is refused now, not when a thread finally takes it.
+
+        Without this, a request refused for waiting too long still waited for a free request thread before the
+        refusal could be written: with every thread busy for seconds, the 503 came seconds late (measured under
+        `make loadtest-stress`: a shed answer's p95 700-900 ms, its queued_ms as long)."""
+        while True:
+            self.shop_queue_busy.wait()
+            time.sleep(REAP_EVERY_S)
+            for conn in self._take_back_expired(time.monotonic()):
+                self._refuse(conn)
+
+    def _take_back_expired(self, now: float) -> list[Any]:
+        expired = []
+        with self.shop_counts:
+            limit_s = self._queue_limit_s(now)
+            for conn, future in list(self.shop_queue.items()):
+                if now - conn.shop_queued_at <= limit_s:
+                    break  # oldest first: the rest waited less
+                # False when a request thread has just taken it: that thread refuses it itself (handle below).
+                if future.cancel():
+                    del self.shop_queue[conn]
+                    self.shop_waiting -= 1
+                    expired.append(conn)
+            if not self.shop_queue:
+                self.shop_empty_at = now
+                self.shop_queue_busy.clear()
+        return expired
 
     def _queue_limit_s(self, now: float) -> float:
         """Under `shop_counts`: how long a request may wait now; 0 when shedding is off.
@@ -134,8 +184,10 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
             with self.shop_counts:
                 limit_s = self._queue_limit_s(started)  # judged before this request leaves the queue
                 self.shop_waiting -= 1
+                self.shop_queue.pop(conn, None)
                 if self.shop_waiting == 0:
                     self.shop_empty_at = started
+                    self.shop_queue_busy.clear()
                 # A standing queue: others still wait behind a request that waited this long.
                 self.shop_standing_wait_s = waited if self.shop_waiting > 0 and waited is not None else 0.0
         _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = waited, at_door, limit_s

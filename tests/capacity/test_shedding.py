@@ -63,13 +63,15 @@ class OneThread:
 def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str) -> dict[str, Any]:
     """One thread busy for 2 s in the database, then the crowd at once; every answer, and one fresh request after.
 
-    Only the limit is on: the door's prediction (which can refuse part of the crowd on arrival, when the server's
-    first requests were slow) and the standing-queue rule have tests of their own below."""
+    Only the limit is on, judged when the thread takes each request: the door's prediction (which can refuse
+    part of the crowd on arrival, when the server's first requests were slow), the standing-queue rule and the
+    reaper have tests of their own below."""
     shop = OneThread(
         app_server_factory,
         SHEDDING_MAX_QUEUE_MS=max_queue_ms,
         SHEDDING_PREDICT_WAIT="false",
         SHEDDING_STANDING_QUEUE_MS="0",
+        SHEDDING_REAP_QUEUE="false",
     )
     hog = shop.start("hog", "/api/_test/slow-query/?seconds=2")
     shop.wait_for_one_sleeping()
@@ -121,7 +123,8 @@ def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
     """One thread: hog 1 sleeps; hog 2 and one more request queue behind it. When hog 2 is taken after waiting,
     the queue stands (the other request still waits). Requests arriving now are refused by the refusal thread
     while hog 2 still holds the only request thread: they never joined the queue."""
-    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS="200")
+    # The reaper off: it would refuse the queued request before hog 2 is taken, and the queue would not stand.
+    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS="200", SHEDDING_REAP_QUEUE="false")
     start, answers = shop.start, shop.answers
     hog_1 = start("hog 1", "/api/_test/slow-query/?seconds=2")
     shop.wait_for_one_sleeping()
@@ -151,7 +154,12 @@ def _arrivals_behind_a_long_queue(app_server_factory: Callable[..., AppServer], 
     """One thread. A 2 s request first teaches the worker how long a request holds its thread (its moving
     average: 2 s / 8 = 250 ms); then a 3 s hog takes the thread and two requests arrive behind it. The first
     joins the queue; for the second, one request waiting x 250 ms is longer than the 200 ms limit."""
-    shop = OneThread(app_server_factory, SHEDDING_MAX_QUEUE_MS="200", SHEDDING_PREDICT_WAIT=predict)
+    shop = OneThread(
+        app_server_factory,
+        SHEDDING_MAX_QUEUE_MS="200",
+        SHEDDING_PREDICT_WAIT=predict,
+        SHEDDING_REAP_QUEUE="false",  # the first arrival must still be waiting when the second one comes
+    )
     shop.fetch("teacher", "/api/_test/slow-query/?seconds=2")
     hog = shop.start("hog", "/api/_test/slow-query/?seconds=3")
     shop.wait_for_one_sleeping()
@@ -230,6 +238,46 @@ def test_twin_without_the_standing_rule_the_same_request_waits_and_is_served(
     answers = _late_arrival_behind_a_standing_queue(app_server_factory, standing_queue_ms="0")
 
     assert _status(answers["late"]) == 200  # 2.25 s in the queue, within the 3 s limit: the request waited it out
+
+
+def _queued_behind_a_busy_thread(app_server_factory: Callable[..., AppServer], *, reap: str) -> dict[str, Any]:
+    """One thread held 2 s by a hog; one request queued behind it with a 300 ms limit. When was it answered?"""
+    shop = OneThread(
+        app_server_factory,
+        SHEDDING_MAX_QUEUE_MS="300",
+        SHEDDING_PREDICT_WAIT="false",
+        SHEDDING_STANDING_QUEUE_MS="0",
+        SHEDDING_REAP_QUEUE=reap,
+    )
+    hog = shop.start("hog", "/api/_test/slow-query/?seconds=2")
+    shop.wait_for_one_sleeping()
+    shop.fetch("queued", "/api/v1/categories/")  # returns when it is answered
+    shop.answers["hog still sleeping"] = shop.sleeping() == 1
+    hog.join(timeout=60)
+    return shop.answers
+
+
+def test_a_request_that_waited_its_limit_is_refused_while_every_thread_is_still_busy(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _queued_behind_a_busy_thread(app_server_factory, reap="true")
+
+    queued = answers["queued"]
+    assert _status(queued) == 503 and queued.headers["Retry-After"] == "1"
+    assert answers["hog still sleeping"], "the refusal waited for the busy thread"
+    assert 300 <= queued.json()["queued_ms"] < 2000  # answered once it had waited the limit, not the hog's 2 s
+    assert _status(answers["hog"]) == 200
+
+
+def test_twin_without_the_reaper_the_refusal_waits_for_a_free_thread(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _queued_behind_a_busy_thread(app_server_factory, reap="false")
+
+    queued = answers["queued"]
+    assert _status(queued) == 503  # refused all the same, but only once the hog let go of the thread
+    assert not answers["hog still sleeping"]
+    assert queued.json()["queued_ms"] >= 1500
 
 
 # --- Behind a proxy: the wait counts from its X-Request-Start stamp (SHEDDING_TRUST_REQUEST_START) -------------
