@@ -9,7 +9,6 @@ tasks that take ids and are idempotent, and enqueued with transaction.on_commit.
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 from celery import Celery
