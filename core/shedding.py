@@ -22,6 +22,10 @@ will pass but more than the threads can serve, and a request that has waited lon
 already queued waited out the whole limit before its refusal (measured: a shed answer's p95 700-930 ms under
 `make loadtest-stress`). A burst still gets the long limit: the queue empties between bursts.
 
+Whatever the limit, a request that has waited it is refused then (`SHEDDING_REAP_QUEUE`): a reaper thread takes
+it back from the thread pool and a refusal thread answers it, instead of leaving it queued until a busy request
+thread is free to refuse it.
+
 How long a request waited is measured, not guessed:
 
 - under gunicorn with `QueueTimedThreadWorker` (config/gunicorn.conf.py): from the moment the worker

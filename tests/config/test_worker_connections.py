@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import psycopg
@@ -62,8 +63,9 @@ class Worker:
 
     def run(self, outbox_id: object) -> list[int]:
         """One delivery task (an id with no row: it claims nothing, after a query); then the worker's clients."""
+        task: Any = mail_deliver_task  # celery's stubs do not know apply_async's connection argument
         with celery_app.connection_for_write(self.broker.url()) as connection:
-            mail_deliver_task.apply_async([outbox_id], connection=connection)
+            task.apply_async((outbox_id,), connection=connection)
         self.finished += 1
         wait_for(lambda: self._done() >= self.finished, timeout_s=120, what=f"the task to finish: {self.log}")
         return self._settled_clients()
