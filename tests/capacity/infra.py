@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dj_database_url
 import httpx
 import psycopg
 from django.conf import settings
@@ -43,6 +44,22 @@ def free_port() -> int:
 def superuser_connection() -> psycopg.Connection[tuple[Any, ...]]:
     """Direct to PostgreSQL as the superuser: for roles and for watching pg_stat_activity."""
     return psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", autocommit=True)
+
+
+def pgbouncer_show(what: str) -> list[dict[str, Any]]:
+    """`SHOW <what>` on the PgBouncer the app uses (its admin console), one dict per row."""
+    pooled = dj_database_url.parse(settings.DATABASE_URL)
+    with psycopg.connect(
+        host=pooled["HOST"],
+        port=pooled["PORT"],
+        user=pooled["USER"],
+        dbname="pgbouncer",
+        autocommit=True,
+        cursor_factory=psycopg.ClientCursor,  # the admin console speaks the simple query protocol only
+    ) as admin:
+        cursor = admin.execute(f"SHOW {what}")
+        columns = [column.name for column in cursor.description or []]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def sleeping_queries(database: str) -> int:

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import dj_database_url
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from tests.capacity.infra import pgbouncer_show
 
 pytestmark = pytest.mark.django_db
 
 
 def _pgbouncer_server_ports() -> set[int]:
-    pooled = dj_database_url.parse(settings.DATABASE_URL)
-    # The admin console speaks the simple query protocol only: ClientCursor sends no parameters separately.
-    with psycopg.connect(
-        host=pooled["HOST"],
-        port=pooled["PORT"],
-        user=pooled["USER"],
-        dbname="pgbouncer",
-        autocommit=True,
-        cursor_factory=psycopg.ClientCursor,
-    ) as admin:
-        cursor = admin.execute("SHOW SERVERS")
-        columns = [column.name for column in cursor.description or []]
-        return {int(row[columns.index("local_port")]) for row in cursor.fetchall()}
+    return {int(server["local_port"]) for server in pgbouncer_show("SERVERS")}
 
 
 def test_the_app_session_is_a_pgbouncer_server_connection():

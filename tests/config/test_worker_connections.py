@@ -17,14 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
-import psycopg
 import pytest
-from django.conf import settings
 
 from config.celery import app as celery_app
 from mail.tasks import mail_deliver_task
-from tests.capacity.infra import PrivateRedis, wait_for
+from tests.capacity.infra import PrivateRedis, pgbouncer_show, wait_for
 from tests.mail.conftest import start_worker, stop_worker
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -32,20 +29,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 def _worker_clients(application_name: str) -> list[int]:
     """The client ports PgBouncer holds for this application name (SHOW CLIENTS: its admin console)."""
-    pooled = dj_database_url.parse(settings.DATABASE_URL)
-    with psycopg.connect(
-        host=pooled["HOST"],
-        port=pooled["PORT"],
-        user=pooled["USER"],
-        dbname="pgbouncer",
-        autocommit=True,
-        cursor_factory=psycopg.ClientCursor,  # the admin console speaks the simple query protocol only
-    ) as admin:
-        cursor = admin.execute("SHOW CLIENTS")
-        columns = [column.name for column in cursor.description or []]
-        rows = cursor.fetchall()
-    name, port = columns.index("application_name"), columns.index("port")
-    return sorted(int(row[port]) for row in rows if row[name] == application_name)
+    return sorted(
+        int(client["port"]) for client in pgbouncer_show("CLIENTS") if client["application_name"] == application_name
+    )
 
 
 class Worker:
