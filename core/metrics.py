@@ -65,6 +65,14 @@ MAIL_FAILED = Counter(
     "or gave_up (MAIL_MAX_ATTEMPTS used), by X-Shop-Event.",
     ["event", "reason"],
 )
+CELERY_TASKS = Counter(
+    "shop_celery_tasks", "Celery tasks run in this worker, by task name and final state.", ["task", "state"]
+)
+CELERY_TASK_CPU = Counter(
+    "shop_celery_task_cpu_seconds",
+    "CPU time spent running tasks (the task's own thread, not Celery's bookkeeping around it), by task name.",
+    ["task"],
+)
 
 
 def multiprocess_dir() -> str | None:
@@ -129,3 +137,9 @@ def record_mail_sent(*, event: str) -> None:
 def record_mail_failed(*, event: str, reason: str) -> None:
     """reason: "unavailable", "refused" or "gave_up"."""
     MAIL_FAILED.labels(event=event, reason=reason).inc()
+
+
+def record_task(*, task: str, state: str, cpu_s: float) -> None:
+    """One task run: its final state (SUCCESS, FAILURE, RETRY...) and the CPU its thread spent in it."""
+    CELERY_TASKS.labels(task=task, state=state).inc()
+    CELERY_TASK_CPU.labels(task=task).inc(max(cpu_s, 0.0))

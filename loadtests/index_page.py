@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.budgets import P95_BUDGETS_MS, Sample, percentile
+from loadtests.machine import worker_line
 
 WINDOW_S = 5.0
 Series = tuple[str, str, Sequence[tuple[float, float]]]  # label, colour, points
@@ -194,6 +195,7 @@ def render_index(
                 ["who", "CPU seconds", "share of the machine"],
                 [[escape(label), f"{seconds:,.1f}", f"{seconds / total:.0%}"] for label, seconds in cpu.items()],
             )
+            + (f"<p>The worker: {escape(worker_line(machine['worker']))}.</p>" if machine.get("worker") else "")
         )
 
     series = time_series(samples)

@@ -95,3 +95,82 @@ class MachineSampler:
             if self.load_averages
             else 0.0,
         }
+
+
+CAPTURE_TASK = "payments.tasks.payment_capture_task"
+
+
+def task_counters(prometheus_dir: Path) -> dict[str, dict[str, float]]:
+    """task name -> {"runs", "succeeded", "cpu_s"} so far, read from the stack's multiprocess metric files.
+
+    The worker counts every task run and the CPU of the thread that ran it (observability/task_context.py); read
+    before and after the load, the difference says which task costs the worker what.
+    """
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(prometheus_dir))
+    tasks: dict[str, dict[str, float]] = defaultdict(lambda: {"runs": 0.0, "succeeded": 0.0, "cpu_s": 0.0})
+    for family in registry.collect():
+        for sample in family.samples:
+            task = sample.labels.get("task")
+            if task is None or not sample.name.endswith("_total"):
+                continue
+            if sample.name == "shop_celery_tasks_total":
+                tasks[task]["runs"] += sample.value
+                if sample.labels.get("state") == "SUCCESS":
+                    tasks[task]["succeeded"] += sample.value
+            elif sample.name == "shop_celery_task_cpu_seconds_total":
+                tasks[task]["cpu_s"] += sample.value
+    return dict(tasks)
+
+
+def worker_accounting(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], *, worker_cpu_s: float
+) -> dict[str, Any]:
+    """Where the worker's CPU went between two `task_counters` readings, and what a captured order cost it.
+
+    `worker_cpu_s` is the worker's process group (the prefork parent and its children) from the sampler: what the
+    tasks' own threads did not spend is Celery's work around them (the broker, acks, handing tasks to children).
+    """
+    tasks = {}
+    for name in sorted(after):
+        runs = after[name]["runs"] - before.get(name, {}).get("runs", 0.0)
+        cpu_s = after[name]["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0)
+        succeeded = after[name]["succeeded"] - before.get(name, {}).get("succeeded", 0.0)
+        if runs > 0:
+            tasks[name.rsplit(".", 1)[-1]] = {
+                "runs": int(runs),
+                "succeeded": int(succeeded),
+                "cpu_s": round(cpu_s, 2),
+                "cpu_ms_per_run": round(1000 * cpu_s / runs, 2),
+            }
+    in_tasks = sum(task["cpu_s"] for task in tasks.values())
+    capture = tasks.get(CAPTURE_TASK.rsplit(".", 1)[-1], {"succeeded": 0, "cpu_s": 0.0})
+    captures = capture["succeeded"]  # capture tasks that ran to the end (captured or declined), not retries
+    return {
+        "tasks": tasks,
+        "worker_cpu_s": round(worker_cpu_s, 2),
+        "in_tasks_cpu_s": round(in_tasks, 2),
+        "outside_tasks_cpu_s": round(max(worker_cpu_s - in_tasks, 0.0), 2),
+        "capture_tasks_succeeded": captures,
+        "worker_cpu_ms_per_capture_task": round(1000 * worker_cpu_s / captures, 1) if captures else None,
+        "capture_task_own_cpu_ms": round(1000 * capture["cpu_s"] / captures, 2) if captures else None,
+    }
+
+
+def worker_line(worker: dict[str, Any]) -> str:
+    """`worker_accounting` in one sentence, for the console and the run's page."""
+    per_capture = worker["worker_cpu_ms_per_capture_task"]
+    head = f"{worker['worker_cpu_s']:,.1f} CPU-s"
+    if per_capture is not None:
+        head += (
+            f" for {worker['capture_tasks_succeeded']:,} capture tasks = {per_capture} ms per capture "
+            f"(the capture task's own {worker['capture_task_own_cpu_ms']} ms)"
+        )
+    by_task = ", ".join(
+        f"{name} {task['runs']:,} runs x {task['cpu_ms_per_run']} ms" for name, task in worker["tasks"].items()
+    )
+    outside = worker["outside_tasks_cpu_s"]
+    return f"{head}; in tasks: {by_task or 'none'}; Celery's own work around them: {outside} CPU-s"

@@ -32,7 +32,7 @@ from typing import Any
 
 from loadtests import audit, index_page, report
 from loadtests.budgets import budgets_doc
-from loadtests.machine import MachineSampler
+from loadtests.machine import MachineSampler, task_counters, worker_accounting, worker_line
 from loadtests.progress import PREFIX as PROGRESS_PREFIX
 from loadtests.stack import ROOT, VENV_BIN, Stack, database_prepare, free_port, port_in_use
 
@@ -239,6 +239,7 @@ def main() -> None:
         since = time.time() - 1
         say(f"locust against {host} ...")
         groups = {process.pid: f"shop {name}" for name, process in (stack.processes.items() if stack else [])}
+        tasks_before = task_counters(stack.prometheus_dir) if stack else None
         sampler = MachineSampler(groups).start()
         run_locust(
             host=host,
@@ -250,6 +251,13 @@ def main() -> None:
             sampler=sampler,
         )
         machine = sampler.stop()
+        if stack is not None and tasks_before is not None:
+            # Which task cost the worker what, over the same window as the CPU seconds.
+            machine["worker"] = worker_accounting(
+                tasks_before,
+                task_counters(stack.prometheus_dir),
+                worker_cpu_s=machine["cpu_seconds"].get("shop worker", 0.0),
+            )
         report.write_json(out / "machine.json", machine)
 
         say("audit: waiting for the worker to settle the run's orders, then checking invariants")
@@ -312,6 +320,8 @@ def main() -> None:
         f"machine during the run: {machine['machine_busy_pct']}% busy on {machine['cores']} cores, load average "
         f"{machine['load_average_mean']}; CPU seconds over {machine['wall_s']}s: {machine['cpu_seconds']}"
     )
+    if worker := machine.get("worker"):
+        print(f"the worker: {worker_line(worker)}")
     others = machine["cpu_seconds"].get("everything else on the machine", 0.0)
     share = others / max(machine["wall_s"] * (machine["cores"] or 1), 1.0)
     if stack is not None and share > 0.2:

@@ -131,6 +131,10 @@ class Stack:
         return pooled_url(self.db_name)
 
     @property
+    def prometheus_dir(self) -> Path:
+        return self.log_dir / "prometheus"
+
+    @property
     def mail_dir(self) -> Path:
         return self.log_dir / "mail"
 
@@ -155,7 +159,7 @@ class Stack:
             "LOG_LEVEL": os.environ.get("LOAD_APP_LOG_LEVEL", "WARNING"),
             "SERVER_TIMING_ENABLED": "true",
             # Metrics across processes, as `make run` does: every worker writes into one private directory.
-            "PROMETHEUS_MULTIPROC_DIR": str(self.log_dir / "prometheus"),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.prometheus_dir),
             **LOAD_THROTTLE_ENV,
         }
         env.pop("FAST_PASSWORD_HASHER", None)  # the load stack hashes passwords like production does

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from loadtests import index_page, report
 from loadtests.budgets import Sample
+from loadtests.machine import worker_accounting
 from loadtests.progress import ProgressTally, progress_line
 
 T0 = 1_800_000_000.0
@@ -43,6 +44,14 @@ MACHINE = {
     "machine_busy_pct": 61.0,
     "cpu_seconds": {"shop web": 20.0, "everything else on the machine": 3.0},
     "load_average_mean": 1.2,
+    "worker": worker_accounting(
+        {},
+        {
+            "payments.tasks.payment_capture_task": {"runs": 310.0, "succeeded": 300.0, "cpu_s": 1.8},
+            "mail.tasks.mail_deliver_task": {"runs": 600.0, "succeeded": 600.0, "cpu_s": 3.0},
+        },
+        worker_cpu_s=12.0,
+    ),
 }
 
 
@@ -72,6 +81,8 @@ def test_a_clean_run_reads_pass_with_budgets_invariants_machine_and_charts() -> 
     assert "no_product_oversold" in html and "3 rush products: 5 of 5 sold" in html
     assert "p95 &le; 800 ms" in html  # the reads budget, next to what was measured
     assert "shop web" in html and "61.0 % busy" in html
+    assert "The worker: 12.0 CPU-s for 300 capture tasks = 40.0 ms per capture" in html
+    assert "mail_deliver_task 600 runs x 5.0 ms" in html
     assert html.count("<svg") == 2 and "<polyline" in html
     assert 'class="fail"' not in html
 

@@ -70,3 +70,9 @@ def test_shop_holds_100_users_for_30_seconds_with_nothing_lost() -> None:
     assert not server_errors, f"5xx under load: {summary['status_counts']}; evidence in {results}/ledger/"
     assert not failing, f"unexpected outcomes: {failing}; bodies in {results}/ledger/*.jsonl"
     assert summary["verdict"] == "pass", completed.stdout[-3000:]
+    # Where the worker's CPU went: each task's runs and its thread's CPU, read from the worker's own metrics.
+    worker = json.loads((Path(results) / "machine.json").read_text())["worker"]
+    capture = worker["tasks"]["payment_capture_task"]
+    assert capture["runs"] >= capture["succeeded"] == worker["capture_tasks_succeeded"] > 0
+    assert capture["cpu_s"] > 0 and worker["tasks"]["mail_deliver_task"]["runs"] > 0
+    assert "ms per capture" in completed.stdout

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loadtests.machine import CAPTURE_TASK, task_counters
 from tests.capacity.infra import free_port, wait_for
 from tests.conftest import order_payload
 from tests.observability.conftest import METRICS_TOKEN, ROOT, LiveStack
@@ -367,3 +368,50 @@ def test_every_dashboard_query_is_valid_promql(prometheus: str) -> None:
     for title, query in queries:
         response = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5)
         assert response.status_code == 200, f"{title}: {response.text}"
+
+
+def test_each_task_run_counts_its_state_and_the_cpu_of_its_thread(live_stack: LiveStack) -> None:
+    """Which task costs the worker what: the load suite's accounting reads these counters (loadtests/machine.py).
+
+    Last in this module: it places one more order, which the counts of the tests above do not include."""
+    empty = {"runs": 0.0, "succeeded": 0.0, "cpu_s": 0.0}
+    before = task_counters(live_stack.multiproc_dir).get(CAPTURE_TASK, empty)
+    request_id = "req-task-cpu-0001"
+    with live_stack.client() as client:
+        response = client.post(
+            "/api/v1/orders/",
+            json=order_payload((live_stack.product_id, 1)),
+            headers={
+                "Authorization": f"Bearer {live_stack.alice_token}",
+                "Idempotency-Key": "obs-task-cpu-1",
+                "X-Request-ID": request_id,
+            },
+        )
+    assert response.status_code == 201, response.text
+
+    def capture_finished() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in live_stack.worker_lines()
+            if line.get("request_id") == request_id
+            and line["event"] == "task finished"
+            and line.get("task") == CAPTURE_TASK
+        ]
+
+    # This stack's provider is unreachable on purpose (the Sentry tests): the first run ends in RETRY.
+    [finished, *_] = wait_for(capture_finished, timeout_s=30, what="the capture task's last log line")
+    # The task's own thread: some CPU, never more than the time it took (the rest was waiting on the provider).
+    assert 0 < finished["cpu_ms"] <= finished["duration_ms"]
+
+    def counted() -> dict[str, float] | None:
+        after = task_counters(live_stack.multiproc_dir).get(CAPTURE_TASK, empty)
+        return after if after["runs"] > before["runs"] else None
+
+    after = wait_for(counted, timeout_s=10, what="the capture task in shop_celery_tasks_total")
+    assert after["cpu_s"] - before["cpu_s"] >= finished["cpu_ms"] / 1000 * 0.99
+    with live_stack.client() as client:
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+    series = [line.split(" ")[0] for line in scraped.splitlines() if f'task="{CAPTURE_TASK}"' in line]
+    assert f'shop_celery_task_cpu_seconds_total{{task="{CAPTURE_TASK}"}}' in series
+    state = f'state="{finished["state"]}"'
+    assert any(name.startswith("shop_celery_tasks_total{") and state in name for name in series), series
