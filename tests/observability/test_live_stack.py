@@ -152,31 +152,38 @@ def test_every_log_line_is_json_and_each_request_has_one_access_line(
     assert all(json.dumps(line) for line in live_stack.worker_lines())
 
 
-def test_one_request_id_links_the_order_request_to_its_payment_task(live_stack: LiveStack) -> None:
-    request_id = "req-order-0001"
+def place_order(live_stack: LiveStack, *, request_id: str, key: str) -> None:
+    """One order through the API, carrying `request_id`: its capture task's log lines carry the same id."""
     with live_stack.client() as client:
         response = client.post(
             "/api/v1/orders/",
             json=order_payload((live_stack.product_id, 1)),
             headers={
                 "Authorization": f"Bearer {live_stack.alice_token}",
-                "Idempotency-Key": "obs-order-1",
+                "Idempotency-Key": key,
                 "X-Request-ID": request_id,
             },
         )
     assert response.status_code == 201, response.text
 
-    def payment_task_started() -> list[dict[str, Any]]:
-        # The order's confirmation mail task carries the same id; this test follows the payment task.
-        return [
-            line
-            for line in live_stack.worker_lines()
-            if line.get("request_id") == request_id
-            and line["event"] == "task started"
-            and line.get("task") == "payments.tasks.payment_capture_task"
-        ]
 
-    [started, *_] = wait_for(payment_task_started, timeout_s=30, what="the payment task's log lines")
+def capture_task_lines(live_stack: LiveStack, *, request_id: str, event: str) -> list[dict[str, Any]]:
+    # The order's confirmation mail task carries the same id; these tests follow the payment task.
+    return [
+        line
+        for line in live_stack.worker_lines()
+        if line.get("request_id") == request_id and line["event"] == event and line.get("task") == CAPTURE_TASK
+    ]
+
+
+def test_one_request_id_links_the_order_request_to_its_payment_task(live_stack: LiveStack) -> None:
+    request_id = "req-order-0001"
+    place_order(live_stack, request_id=request_id, key="obs-order-1")
+    [started, *_] = wait_for(
+        lambda: capture_task_lines(live_stack, request_id=request_id, event="task started"),
+        timeout_s=30,
+        what="the payment task's log lines",
+    )
     assert started["user_id"] == str(live_stack.alice_id)
     [access] = [
         line
@@ -377,29 +384,14 @@ def test_each_task_run_counts_its_state_and_the_cpu_of_its_thread(live_stack: Li
     empty = {"runs": 0.0, "succeeded": 0.0, "cpu_s": 0.0}
     before = task_counters(live_stack.multiproc_dir).get(CAPTURE_TASK, empty)
     request_id = "req-task-cpu-0001"
-    with live_stack.client() as client:
-        response = client.post(
-            "/api/v1/orders/",
-            json=order_payload((live_stack.product_id, 1)),
-            headers={
-                "Authorization": f"Bearer {live_stack.alice_token}",
-                "Idempotency-Key": "obs-task-cpu-1",
-                "X-Request-ID": request_id,
-            },
-        )
-    assert response.status_code == 201, response.text
-
-    def capture_finished() -> list[dict[str, Any]]:
-        return [
-            line
-            for line in live_stack.worker_lines()
-            if line.get("request_id") == request_id
-            and line["event"] == "task finished"
-            and line.get("task") == CAPTURE_TASK
-        ]
+    place_order(live_stack, request_id=request_id, key="obs-task-cpu-1")
 
     # This stack's provider is unreachable on purpose (the Sentry tests): the first run ends in RETRY.
-    [finished, *_] = wait_for(capture_finished, timeout_s=30, what="the capture task's last log line")
+    [finished, *_] = wait_for(
+        lambda: capture_task_lines(live_stack, request_id=request_id, event="task finished"),
+        timeout_s=30,
+        what="the capture task's last log line",
+    )
     # The task's own thread: some CPU, never more than the time it took (the rest was waiting on the provider).
     assert 0 < finished["cpu_ms"] <= finished["duration_ms"]
 
