@@ -138,11 +138,14 @@ def _attempt(
     retry: bool,
 ) -> Result | None:
     """One attempt; None when it died on a stale connection and may be retried."""
+    # Each attempt carries its own request id: a request that died without an answer can be looked up in the
+    # server's access log (answered and lost on the way, or never served at all).
+    request_id = f"load-{uuid.uuid4().hex[:16]}"
     with user.client.request(
         method,
         path,
         name=name,
-        headers=send_headers,
+        headers={**send_headers, "X-Request-ID": request_id},
         json=json_body,
         data=data,
         catch_response=True,
@@ -161,6 +164,7 @@ def _attempt(
             error = response.request_meta.get("exception") or getattr(response, "error", None)
             error_name = type(error).__name__ if error else "connection"
             outcome = f"error {error_name}"
+            LEDGER.write("no_answer", name=name, method=method, path=path, error=error_name, request_id=request_id)
             if retry and error_name in STALE_CONNECTION_ERRORS:
                 response.request_meta["context"].update(outcome=f"{outcome} (retried)", expected=True)
                 response.success()
