@@ -41,6 +41,7 @@ instance restarted, which makes the overload worse.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import threading
 import time
@@ -54,6 +55,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from core.metrics import record_shed
 from core.problems import refusal_response
+from core.recycling import OneAtATimeRecycling
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -79,7 +81,7 @@ def measured_queue_limit_s() -> float | None:
     return getattr(_queue_wait, "limit_s", None)
 
 
-class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
+class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker, noting when each request was queued for a thread and when one took it.
 
     It also refuses at the door. While the queue is standing (requests are waiting, and the last one a thread
@@ -99,9 +101,11 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
         # The requests still waiting for a request thread, oldest first (conn -> its future in the thread pool).
         self.shop_queue: dict[Any, futures.Future[Any]] = {}
         self.shop_queue_busy = threading.Event()  # set while requests wait: the reaper sleeps otherwise
+        self.shop_said_leaving = False
         if settings.SHEDDING_MAX_QUEUE_MS > 0 and settings.SHEDDING_REAP_QUEUE:
             threading.Thread(target=self._reap_forever, name="queue-reaper", daemon=True).start()
         super().init_process()  # runs the worker's loop: nothing after this line runs before it exits
+        self.log.info("Worker %s leaves at %.6f", os.getpid(), time.time())
 
     def enqueue_req(self, conn: Any) -> None:
         conn.shop_queued_at = now = time.monotonic()
@@ -207,6 +211,7 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
         return settings.SHEDDING_PREDICT_WAIT and predicted_s > max_wait_s
 
     def handle(self, conn: Any) -> Any:
+        self._retire_only_alone()  # max_requests, one worker at a time (core/recycling.py)
         started = time.monotonic()
         queued_at = getattr(conn, "shop_queued_at", None)
         waited = started - queued_at if queued_at is not None else None
@@ -229,6 +234,9 @@ class QueueTimedThreadWorker(ThreadWorker):  # type: ignore[misc]
         finally:
             # A thread's next request must not inherit this one's wait.
             _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = None, False, None
+            if not self.alive and not self.shop_said_leaving:  # max_requests reached, or the master said stop
+                self.shop_said_leaving = True
+                self.log.info("Worker %s stops taking connections at %.6f", os.getpid(), time.time())
             if not at_door:  # a refusal at the door held no request thread
                 self._note_service(time.monotonic() - started)
 
