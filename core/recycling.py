@@ -62,8 +62,14 @@ class OneAtATimeRecycling:
     def _take_retire_lock(self) -> bool:
         if self._retire_lock is None:
             path = retire_lock_path(master_pid=self.ppid, tmp_dir=self.cfg.worker_tmp_dir)
-            # Held open for the rest of the process's life: the lock is let go when the process exits.
-            self._retire_lock = path.open("a")
+            try:
+                # Held open for the rest of the process's life: the lock is let go when the process exits.
+                self._retire_lock = path.open("a")
+            except OSError:
+                # The tmp directory is gunicorn's own (its heartbeat files): if it cannot be written, retire as
+                # gunicorn would rather than fail the request that asked.
+                self.log.warning("Worker %s retires without the shared lock: %s is not writable", os.getpid(), path)
+                return True
         try:
             # Taken again by another thread of this worker: the same open file already holds it, so that succeeds.
             fcntl.flock(self._retire_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -88,6 +88,9 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
     took had waited longer than SHEDDING_MAX_QUEUE_MS), a request that arrives would only wait as long; it is
     handed to a refusal thread of its own instead of joining the queue, and answered 503 at once rather than
     after the wait. The queue empties, and the next arrivals are admitted again.
+
+    Two more things gunicorn's worker did badly under load: it closed kept-alive connections whose client had
+    just sent a request (`murder_keepalived` below), and all workers could retire at once (core/recycling.py).
     """
 
     def init_process(self) -> None:
