@@ -80,4 +80,6 @@ def on_exit(server: object) -> None:
     """The workers' shared retirement lock (core/recycling.py) goes with the master."""
     from core.recycling import retire_lock_path
 
-    retire_lock_path(master_pid=os.getpid(), tmp_dir=worker_tmp_dir).unlink(missing_ok=True)
+    # The workers name it from cfg.worker_tmp_dir (which a --worker-tmp-dir flag may have changed): so does this.
+    tmp_dir = server.cfg.worker_tmp_dir  # type: ignore[attr-defined]
+    retire_lock_path(master_pid=os.getpid(), tmp_dir=tmp_dir).unlink(missing_ok=True)

@@ -48,15 +48,15 @@ class OneAtATimeRecycling:
 
     def _retire_only_alone(self) -> None:
         """Before gunicorn counts a request: if it may be among this worker's last, retire only if no sibling is."""
-        if not self.alive or not one_at_a_time():
-            return
         # Threads count their requests concurrently and gunicorn checks after each, so ask one request per thread
-        # early: no thread can take the worker past its limit without having asked.
-        if self.nr + max(self.cfg.threads, 1) < self.max_requests:
+        # early: no thread can take the worker past its limit without having asked. (Compared first: this runs on
+        # every request, and only the last few of a worker's life get further.)
+        early = max(self.cfg.threads, 1)
+        if self.nr + early < self.max_requests or not self.alive or not one_at_a_time():
             return
         if self._take_retire_lock():
             return  # ours: gunicorn retires this worker within the next few requests
-        self.max_requests = self.nr + max(self.cfg.threads, 1) + RETIRE_RETRY_EVERY
+        self.max_requests = self.nr + early + RETIRE_RETRY_EVERY
         self.log.info("Worker %s postpones its retirement: a sibling is retiring", os.getpid())
 
     def _take_retire_lock(self) -> bool:

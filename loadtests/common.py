@@ -183,7 +183,7 @@ def _attempt(
             response.success()
         else:
             response.failure(f"unexpected {outcome} (expected {'/'.join(sorted(expect))})")
-            _note_unexpected(name, method, path, status, outcome, text)
+            _note_unexpected(name, method, path, status, outcome, text, request_id)
         resp_headers = {key.lower(): value for key, value in (response.headers or {}).items()} if status else {}
         return Result(status=status, outcome=outcome, expected=expected, data=parsed, headers=resp_headers, text=text)
 
@@ -191,12 +191,22 @@ def _attempt(
 _UNEXPECTED_SEEN: dict[str, int] = {}
 
 
-def _note_unexpected(name: str, method: str, path: str, status: int, outcome: str, text: str) -> None:
-    """Keep the first few bodies of each unexpected answer in the ledger: the report's evidence."""
+def _note_unexpected(name: str, method: str, path: str, status: int, outcome: str, text: str, request_id: str) -> None:
+    """Keep the first few bodies of each unexpected answer in the ledger, with the request id to find the server's
+    side of it in its log: the report's evidence."""
     seen = _UNEXPECTED_SEEN.get(name, 0)
     _UNEXPECTED_SEEN[name] = seen + 1
     if seen < 20:
-        LEDGER.write("unexpected", name=name, method=method, path=path, status=status, outcome=outcome, body=text[:800])
+        LEDGER.write(
+            "unexpected",
+            name=name,
+            method=method,
+            path=path,
+            status=status,
+            outcome=outcome,
+            body=text[:800],
+            request_id=request_id,
+        )
 
 
 # --- The client-side ledger ----------------------------------------------------------------------------------

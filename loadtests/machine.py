@@ -98,6 +98,7 @@ class MachineSampler:
 
 
 CAPTURE_TASK = "payments.tasks.payment_capture_task"
+COUNTED = ("runs", "succeeded", "cpu_s")
 
 
 def task_counters(prometheus_dir: Path) -> dict[str, dict[str, float]]:
@@ -111,11 +112,11 @@ def task_counters(prometheus_dir: Path) -> dict[str, dict[str, float]]:
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(prometheus_dir))
-    tasks: dict[str, dict[str, float]] = defaultdict(lambda: {"runs": 0.0, "succeeded": 0.0, "cpu_s": 0.0})
+    tasks: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTED, 0.0))
     for family in registry.collect():
         for sample in family.samples:
             task = sample.labels.get("task")
-            if task is None or not sample.name.endswith("_total"):
+            if task is None:
                 continue
             if sample.name == "shop_celery_tasks_total":
                 tasks[task]["runs"] += sample.value
@@ -136,18 +137,17 @@ def worker_accounting(
     """
     tasks = {}
     for name in sorted(after):
-        runs = after[name]["runs"] - before.get(name, {}).get("runs", 0.0)
-        cpu_s = after[name]["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0)
-        succeeded = after[name]["succeeded"] - before.get(name, {}).get("succeeded", 0.0)
+        earlier = before.get(name, {})
+        runs, succeeded, cpu_s = (after[name][key] - earlier.get(key, 0.0) for key in COUNTED)
         if runs > 0:
-            tasks[name.rsplit(".", 1)[-1]] = {
+            tasks[short_name(name)] = {
                 "runs": int(runs),
                 "succeeded": int(succeeded),
                 "cpu_s": round(cpu_s, 2),
                 "cpu_ms_per_run": round(1000 * cpu_s / runs, 2),
             }
     in_tasks = sum(task["cpu_s"] for task in tasks.values())
-    capture = tasks.get(CAPTURE_TASK.rsplit(".", 1)[-1], {"succeeded": 0, "cpu_s": 0.0})
+    capture = tasks.get(short_name(CAPTURE_TASK), {"succeeded": 0, "cpu_s": 0.0})
     captures = capture["succeeded"]  # capture tasks that ran to the end (captured or declined), not retries
     return {
         "tasks": tasks,
@@ -158,6 +158,11 @@ def worker_accounting(
         "worker_cpu_ms_per_capture_task": round(1000 * worker_cpu_s / captures, 1) if captures else None,
         "capture_task_own_cpu_ms": round(1000 * capture["cpu_s"] / captures, 2) if captures else None,
     }
+
+
+def short_name(task: str) -> str:
+    """payments.tasks.payment_capture_task -> payment_capture_task (the report's rows)."""
+    return task.rsplit(".", 1)[-1]
 
 
 def worker_line(worker: dict[str, Any]) -> str:

@@ -251,7 +251,7 @@ def main() -> None:
             sampler=sampler,
         )
         machine = sampler.stop()
-        if stack is not None and tasks_before is not None:
+        if stack is not None and tasks_before is not None:  # a private stack: its metric files are ours to read
             # Which task cost the worker what, over the same window as the CPU seconds.
             machine["worker"] = worker_accounting(
                 tasks_before,

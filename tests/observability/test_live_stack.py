@@ -176,14 +176,19 @@ def capture_task_lines(live_stack: LiveStack, *, request_id: str, event: str) ->
     ]
 
 
+def first_capture_task_line(live_stack: LiveStack, *, request_id: str, event: str) -> dict[str, Any]:
+    lines = wait_for(
+        lambda: capture_task_lines(live_stack, request_id=request_id, event=event),
+        timeout_s=30,
+        what=f"the payment task's {event!r} line",
+    )
+    return lines[0]
+
+
 def test_one_request_id_links_the_order_request_to_its_payment_task(live_stack: LiveStack) -> None:
     request_id = "req-order-0001"
     place_order(live_stack, request_id=request_id, key="obs-order-1")
-    [started, *_] = wait_for(
-        lambda: capture_task_lines(live_stack, request_id=request_id, event="task started"),
-        timeout_s=30,
-        what="the payment task's log lines",
-    )
+    started = first_capture_task_line(live_stack, request_id=request_id, event="task started")
     assert started["user_id"] == str(live_stack.alice_id)
     [access] = [
         line
@@ -387,11 +392,7 @@ def test_each_task_run_counts_its_state_and_the_cpu_of_its_thread(live_stack: Li
     place_order(live_stack, request_id=request_id, key="obs-task-cpu-1")
 
     # This stack's provider is unreachable on purpose (the Sentry tests): the first run ends in RETRY.
-    [finished, *_] = wait_for(
-        lambda: capture_task_lines(live_stack, request_id=request_id, event="task finished"),
-        timeout_s=30,
-        what="the capture task's last log line",
-    )
+    finished = first_capture_task_line(live_stack, request_id=request_id, event="task finished")
     # The task's own thread: some CPU, never more than the time it took (the rest was waiting on the provider).
     assert 0 < finished["cpu_ms"] <= finished["duration_ms"]
 
