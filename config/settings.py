@@ -16,6 +16,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.password_cost import argon2_refusal
 from config.env import env_bool, env_float, env_int, env_list, env_str
 from mail.configuration import MailSettings, demo_mail_allowance, mail_refusals
 from observability.logs import configure_structlog, logging_config
@@ -231,9 +232,15 @@ AUTHENTICATION_BACKENDS = [
     "guardian.backends.ObjectPermissionBackend",
 ]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "accounts.hashers.Argon2PasswordHasher",  # argon2id at the cost below; reads every "argon2$" hash
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# A login storm takes the CPU: Django's own argon2 cost (100 MiB, 2 passes, 8 lanes) is 206 ms of CPU per sign-in
+# on this machine, OWASP's second argon2id row 21 ms (accounts/hashers.py). Production refuses less than OWASP's
+# table asks for; a changed cost re-hashes each password at its next sign-in, nobody is locked out.
+ARGON2_MEMORY_KIB = env_int("ARGON2_MEMORY_KIB", 19_456, minimum=8)
+ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 2, minimum=1)
+ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1, minimum=1)
 FAST_PASSWORD_HASHER = env_bool("FAST_PASSWORD_HASHER", TESTING)
 if FAST_PASSWORD_HASHER:
     # Tests and load seeding only: argon2 is deliberately slow and this machine has two cores.
@@ -608,6 +615,11 @@ if PRODUCTION:
         )
     if FAST_PASSWORD_HASHER:
         _refusals.append("DJANGO_ENV=production refuses FAST_PASSWORD_HASHER=true (unsalted MD5 password hashes)")
+    _weak_hashes = argon2_refusal(
+        memory_kib=ARGON2_MEMORY_KIB, time_cost=ARGON2_TIME_COST, parallelism=ARGON2_PARALLELISM
+    )
+    if _weak_hashes:
+        _refusals.append(f"DJANGO_ENV=production refuses {_weak_hashes}")
     if not AXES_ENABLED:
         _refusals.append("DJANGO_ENV=production refuses AXES_ENABLED=false (no login lockout)")
     # Behind a proxy, a default of 0 hops makes every client the proxy's address: per-IP throttles and the

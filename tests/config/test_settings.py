@@ -26,6 +26,9 @@ PRODUCTION_SENSITIVE = {
     "DEMO_MODE",
     "PAYMENT_PROVIDER_URL",
     "FAST_PASSWORD_HASHER",
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_TIME_COST",
+    "ARGON2_PARALLELISM",
     "AXES_ENABLED",
     "THROTTLE_TRUSTED_PROXIES",
     "EMAIL_HOST",
@@ -124,6 +127,21 @@ def test_the_demo_switch_alone_defaults_to_the_local_simulator():
 def test_production_refuses_the_fast_password_hasher_even_in_demo_mode(demo_mode):
     result = _manage("check", **_production(FAST_PASSWORD_HASHER="true", DEMO_MODE=demo_mode))
     assert _refused(result, "refuses FAST_PASSWORD_HASHER=true"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("memory_kib", "time_cost"),
+    [("19455", "2"), ("47103", "1"), ("7167", "9"), ("12288", "2")],  # each just under a row of OWASP's table
+)
+def test_production_refuses_password_hashes_cheaper_than_owasp_asks_for(memory_kib, time_cost):
+    result = _manage("check", **_production(ARGON2_MEMORY_KIB=memory_kib, ARGON2_TIME_COST=time_cost, DEMO_MODE="true"))
+    assert _refused(result, f"refuses ARGON2_MEMORY_KIB={memory_kib} with ARGON2_TIME_COST={time_cost}"), result.stderr
+
+
+@pytest.mark.parametrize(("memory_kib", "time_cost"), [("47104", "1"), ("19456", "2"), ("7168", "5"), ("102400", "2")])
+def test_production_starts_with_any_argon2_cost_owasp_recommends(memory_kib, time_cost):
+    result = _manage("check", **_production(ARGON2_MEMORY_KIB=memory_kib, ARGON2_TIME_COST=time_cost))
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("demo_mode", ["false", "true"])
