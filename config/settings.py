@@ -398,10 +398,14 @@ SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 0 if TESTING else 500, 
 # CoDel's rule: once the queue has not been empty for SHEDDING_MAX_QUEUE_MS (overload, not a burst), a request
 # may wait only this long; the rest are refused at once instead of after the whole limit. 0 switches it off.
 SHEDDING_STANDING_QUEUE_MS = env_int("SHEDDING_STANDING_QUEUE_MS", 50, minimum=0)
+# How long the queue must stay non-empty to count as standing (CoDel's interval); 0: SHEDDING_MAX_QUEUE_MS.
+SHEDDING_STANDING_AFTER_MS = env_int("SHEDDING_STANDING_AFTER_MS", 0, minimum=0)
 # A request that has waited its limit is refused at once by a refusal thread, instead of when a request thread
 # finally takes it (with every thread busy, that can be seconds later). false: refused only when taken.
 SHEDDING_REAP_QUEUE = env_bool("SHEDDING_REAP_QUEUE", True)
 SHEDDING_RETRY_AFTER_S = env_int("SHEDDING_RETRY_AFTER_S", 1, minimum=1)
+# Threads per web worker that answer refusals (at the door and after the reaper), beside the request threads.
+SHEDDING_REFUSAL_THREADS = env_int("SHEDDING_REFUSAL_THREADS", 6, minimum=1)
 # Refuse an arrival at once when the queue ahead of it would take longer than the limit to clear (its length,
 # times how long a request has recently held a thread, over the threads). false: only a standing queue refuses
 # at the door, and the rest are refused after waiting out the limit.

@@ -76,6 +76,12 @@ def refused_at_the_door() -> bool:
     return bool(getattr(_queue_wait, "at_door", False))
 
 
+def refused_by() -> str | None:
+    """Who refused the current request before it reached a request thread: "door" (on arrival, a standing or too
+    long queue) or "reaper" (it waited out its limit in the queue); None when a request thread took it."""
+    return getattr(_queue_wait, "refused_by", None)
+
+
 def measured_queue_limit_s() -> float | None:
     """How long the current request was allowed to wait, if the server judged it (shorter while the queue stands)."""
     return getattr(_queue_wait, "limit_s", None)
@@ -99,8 +105,13 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
         self.shop_service_s = 0.0  # how long a request has recently held a thread (moving average)
         self.shop_empty_at = time.monotonic()  # when the queue was last seen empty (CoDel's clock)
         self.shop_counts = threading.Lock()
-        # Two, so that one slow client (a refusal still waits for its request to arrive) does not block the door.
-        self.shop_refusals = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="refusal")
+        # More than one, so that one slow client (a refusal still waits for its request to arrive) does not block the
+        # door; six, because past the knee refusals come in bursts (the reaper hands over every expired request at
+        # once) and each waits for the GIL and a core several times: measured, 2 -> 6 threads took a door refusal's
+        # wait from p50 18 / p95 115 ms to 8 / 68 ms (loadtests/README.md, "Fifth pass").
+        self.shop_refusals = futures.ThreadPoolExecutor(
+            max_workers=settings.SHEDDING_REFUSAL_THREADS, thread_name_prefix="refusal"
+        )
         # The requests still waiting for a request thread, oldest first (conn -> its future in the thread pool).
         self.shop_queue: dict[Any, futures.Future[Any]] = {}
         self.shop_queue_busy = threading.Event()  # set while requests wait: the reaper sleeps otherwise
@@ -175,6 +186,7 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
             self.shop_queue_busy.wait()
             time.sleep(REAP_EVERY_S)
             for conn in self._take_back_expired(time.monotonic()):
+                conn.shop_reaped = True
                 self._refuse(conn)
 
     def _take_back_expired(self, now: float) -> list[Any]:
@@ -201,7 +213,8 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
         target; a burst, which the queue clears between arrivals, keeps the long limit."""
         limit_s = settings.SHEDDING_MAX_QUEUE_MS / 1000
         standing_s = settings.SHEDDING_STANDING_QUEUE_MS / 1000
-        if limit_s > 0 and 0 < standing_s < limit_s and now - self.shop_empty_at > limit_s:
+        interval_s = settings.SHEDDING_STANDING_AFTER_MS / 1000 or limit_s
+        if limit_s > 0 and 0 < standing_s < limit_s and now - self.shop_empty_at > interval_s:
             return standing_s
         return limit_s
 
@@ -219,7 +232,8 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
         queued_at = getattr(conn, "shop_queued_at", None)
         waited = started - queued_at if queued_at is not None else None
         at_door = getattr(conn, "shop_at_door", False)
-        conn.shop_at_door = False  # a kept-alive connection's next request is judged afresh
+        by = ("reaper" if getattr(conn, "shop_reaped", False) else "door") if at_door else None
+        conn.shop_at_door = conn.shop_reaped = False  # a kept-alive connection's next request is judged afresh
         limit_s = None
         if not at_door and queued_at is not None:
             with self.shop_counts:
@@ -232,11 +246,13 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
                 # A standing queue: others still wait behind a request that waited this long.
                 self.shop_standing_wait_s = waited if self.shop_waiting > 0 and waited is not None else 0.0
         _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = waited, at_door, limit_s
+        _queue_wait.refused_by = by
         try:
             return super().handle(conn)
         finally:
             # A thread's next request must not inherit this one's wait.
             _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = None, False, None
+            _queue_wait.refused_by = None
             if not self.alive and not self.shop_said_leaving:  # max_requests reached, or the master said stop
                 self.shop_said_leaving = True
                 self.log.info("Worker %s stops taking connections at %.6f", os.getpid(), time.time())
@@ -313,5 +329,7 @@ class LoadSheddingMiddleware:
             # longer; refusing it now keeps the admitted ones within budget.
             if refused_at_the_door() or (waited is not None and waited > limit_s):
                 record_shed()
+                # The access log says which rule refused it: at the door, by the reaper, or when a thread took it.
+                request.shop_shed_by = refused_by() or "thread"  # type: ignore[attr-defined]
                 return overloaded_response(request, waited_ms=(waited or 0.0) * 1000)
         return self.get_response(request)

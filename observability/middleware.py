@@ -58,4 +58,5 @@ class AccessLogMiddleware:
             queued_ms=round(waited_s * 1000, 1) if waited_s is not None else None,
             db_queries=queries.count if queries is not None else None,
             user_id=user_id_of(request),
+            **({"shed_by": shed_by} if (shed_by := getattr(request, "shop_shed_by", None)) else {}),
         )

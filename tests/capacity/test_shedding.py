@@ -8,6 +8,7 @@ what gunicorn's worker measured (QueueTimedThreadWorker), not a guess.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +83,14 @@ def _overload(app_server_factory: Callable[..., AppServer], *, max_queue_ms: str
     return shop.answers
 
 
+def _shed_by(log: str) -> dict[str, int]:
+    """How many refusals the server's access log attributes to each rule (JSON or console log lines)."""
+    counts: dict[str, int] = {}
+    for rule in re.findall(r"shed_by[\"=: ]+(\w+)", log):
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
 def _status(answer: Any) -> Any:
     return answer.status_code if isinstance(answer, httpx.Response) else answer
 
@@ -148,6 +157,8 @@ def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
     assert answers["arrival /api/v1/products/"].json()["code"] == "overloaded"
     assert _status(answers["waiting"]) == 503  # it waited behind hog 2's sleep: shed when taken
     assert _status(answers["hog 1"]) == _status(answers["hog 2"]) == 200
+    # The access log names the rule that refused each one: three at the door, one by the thread that took it.
+    assert _shed_by(shop.server.log()) == {"door": 3, "thread": 1}
 
 
 def _arrivals_behind_a_long_queue(app_server_factory: Callable[..., AppServer], *, predict: str) -> dict[str, Any]:
@@ -199,7 +210,11 @@ def test_twin_without_the_prediction_the_arrival_waits_out_the_limit_before_it_i
 
 
 def _late_arrival_behind_a_standing_queue(
-    app_server_factory: Callable[..., AppServer], *, standing_queue_ms: str
+    app_server_factory: Callable[..., AppServer],
+    *,
+    standing_queue_ms: str,
+    standing_after_ms: str = "0",
+    reap: str = "true",
 ) -> dict[str, Any]:
     """One thread, a 3 s limit. Three 1.5 s hogs (exempt from shedding) keep the queue from emptying for 4.5 s;
     a request arriving at 2.25 s, while the third hog still waits, is taken at 4.5 s: it waited 2.25 s, well
@@ -208,7 +223,9 @@ def _late_arrival_behind_a_standing_queue(
         app_server_factory,
         SHEDDING_MAX_QUEUE_MS="3000",
         SHEDDING_STANDING_QUEUE_MS=standing_queue_ms,
+        SHEDDING_STANDING_AFTER_MS=standing_after_ms,
         SHEDDING_PREDICT_WAIT="false",  # this is about the queue's clock, not the prediction
+        SHEDDING_REAP_QUEUE=reap,
     )
     hogs = [shop.start("hog 1", "/api/_test/slow-query/?seconds=1.5")]
     shop.wait_for_one_sleeping()
@@ -230,6 +247,35 @@ def test_a_standing_queue_holds_a_request_to_the_short_wait(app_server_factory: 
     # Refused for waiting past the short target in a standing queue, not for the 3 s limit.
     assert 300 <= late.json()["queued_ms"] < 3000
     assert _status(answers["after"]) == 200  # the queue emptied: the long limit again
+
+
+# The reaper is off in the next two: it would hand the queued hogs (exempt from shedding) to the refusal threads,
+# which serve them, and the queue would empty before the late arrival comes.
+
+
+def test_a_queue_stands_after_the_interval_when_one_is_set_and_the_arrival_is_refused_at_once(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    """SHEDDING_STANDING_AFTER_MS=1000: the queue, not empty since the second hog, stands from 1 s on (not from the
+    3 s limit). The late arrival at 2.25 s is refused at the door, without joining the queue."""
+    answers = _late_arrival_behind_a_standing_queue(
+        app_server_factory, standing_queue_ms="300", standing_after_ms="1000", reap="false"
+    )
+
+    assert [_status(answers[f"hog {number}"]) for number in (1, 2, 3)] == [200, 200, 200]
+    late = answers["late"]
+    assert _status(late) == 503 and late.headers["Retry-After"] == "1"
+    assert late.json()["queued_ms"] < 300  # refused on arrival, not after waiting out even the short target
+
+
+def test_twin_with_the_interval_at_the_limit_the_arrival_joins_the_queue_and_waits(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    answers = _late_arrival_behind_a_standing_queue(app_server_factory, standing_queue_ms="300", reap="false")
+
+    late = answers["late"]
+    assert _status(late) == 503  # the queue stood from 3 s on: refused when a thread took it, at 4.5 s
+    assert late.json()["queued_ms"] >= 2000
 
 
 def test_twin_without_the_standing_rule_the_same_request_waits_and_is_served(
@@ -254,6 +300,7 @@ def _queued_behind_a_busy_thread(app_server_factory: Callable[..., AppServer], *
     shop.fetch("queued", "/api/v1/categories/")  # returns when it is answered
     shop.answers["hog still sleeping"] = shop.sleeping() == 1
     hog.join(timeout=60)
+    shop.answers["shed_by"] = _shed_by(shop.server.log())
     return shop.answers
 
 
@@ -267,6 +314,7 @@ def test_a_request_that_waited_its_limit_is_refused_while_every_thread_is_still_
     assert answers["hog still sleeping"], "the refusal waited for the busy thread"
     assert 300 <= queued.json()["queued_ms"] < 2000  # answered once it had waited the limit, not the hog's 2 s
     assert _status(answers["hog"]) == 200
+    assert answers["shed_by"] == {"reaper": 1}
 
 
 def test_twin_without_the_reaper_the_refusal_waits_for_a_free_thread(
@@ -278,6 +326,7 @@ def test_twin_without_the_reaper_the_refusal_waits_for_a_free_thread(
     assert _status(queued) == 503  # refused all the same, but only once the hog let go of the thread
     assert not answers["hog still sleeping"]
     assert queued.json()["queued_ms"] >= 1500
+    assert answers["shed_by"] == {"thread": 1}
 
 
 # --- Behind a proxy: the wait counts from its X-Request-Start stamp (SHEDDING_TRUST_REQUEST_START) -------------
@@ -335,3 +384,4 @@ def test_a_refusal_is_one_access_log_line_not_an_error_for_sentry(
     assert [record.name for record in caplog.records if record.name == "django.request"] == []
     access = [record for record in caplog.records if record.name == "observability.access"]
     assert len(access) == 1 and access[0].status == 503  # type: ignore[attr-defined]
+    assert access[0].shed_by == "thread"  # type: ignore[attr-defined]  # the proxy's stamp, judged in the thread
