@@ -410,6 +410,8 @@ SHEDDING_REFUSAL_THREADS = env_int("SHEDDING_REFUSAL_THREADS", 6, minimum=1)
 # times how long a request has recently held a thread, over the threads). false: only a standing queue refuses
 # at the door, and the rest are refused after waiting out the limit.
 SHEDDING_PREDICT_WAIT = env_bool("SHEDDING_PREDICT_WAIT", True)
+# ... once the worker has served this many requests: the pace of a new worker's first (cold) ones misleads.
+SHEDDING_PREDICT_AFTER = env_int("SHEDDING_PREDICT_AFTER", 32, minimum=0)
 # Behind a proxy that overwrites X-Request-Start (nginx: `proxy_set_header X-Request-Start "t=${msec}";`), the
 # wait counts from the proxy's stamp. Never trust it without such a proxy: a client could send its own.
 SHEDDING_TRUST_REQUEST_START = env_bool("SHEDDING_TRUST_REQUEST_START", False)

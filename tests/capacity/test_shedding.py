@@ -161,14 +161,18 @@ def test_while_the_queue_stands_new_arrivals_are_refused_at_the_door(
     assert _shed_by(shop.server.log()) == {"door": 3, "thread": 1}
 
 
-def _arrivals_behind_a_long_queue(app_server_factory: Callable[..., AppServer], *, predict: str) -> dict[str, Any]:
+def _arrivals_behind_a_long_queue(
+    app_server_factory: Callable[..., AppServer], *, predict: str, predict_after: str = "1"
+) -> dict[str, Any]:
     """One thread. A 2 s request first teaches the worker how long a request holds its thread (its moving
     average: 2 s / 8 = 250 ms); then a 3 s hog takes the thread and two requests arrive behind it. The first
-    joins the queue; for the second, one request waiting x 250 ms is longer than the 200 ms limit."""
+    joins the queue; for the second, one request waiting x 250 ms is longer than the 200 ms limit.
+    `predict_after` 1: the teacher is enough for the worker to predict (the default asks for more requests)."""
     shop = OneThread(
         app_server_factory,
         SHEDDING_MAX_QUEUE_MS="200",
         SHEDDING_PREDICT_WAIT=predict,
+        SHEDDING_PREDICT_AFTER=predict_after,
         SHEDDING_REAP_QUEUE="false",  # the first arrival must still be waiting when the second one comes
     )
     shop.fetch("teacher", "/api/_test/slow-query/?seconds=2")
@@ -207,6 +211,19 @@ def test_twin_without_the_prediction_the_arrival_waits_out_the_limit_before_it_i
     assert _status(second) == 503
     assert not answers["hog still sleeping"]  # it was answered only once the hog had let go of the thread
     assert second.json()["queued_ms"] >= 200  # after waiting out the limit in the queue
+
+
+def test_a_new_worker_does_not_predict_from_its_first_requests(
+    app_server_factory: Callable[..., AppServer],
+) -> None:
+    """The same arrivals, with the worker asked to serve 32 requests before it predicts: the teacher alone is no
+    pace, and the second arrival waits out the limit in the queue like the twin without prediction."""
+    answers = _arrivals_behind_a_long_queue(app_server_factory, predict="true", predict_after="32")
+
+    second = answers["second"]
+    assert _status(second) == 503
+    assert not answers["hog still sleeping"]  # not refused at the door: answered once the hog let go
+    assert second.json()["queued_ms"] >= 200
 
 
 def _late_arrival_behind_a_standing_queue(
