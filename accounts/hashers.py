@@ -21,16 +21,19 @@ from django.contrib.auth import hashers
 
 
 class Argon2PasswordHasher(hashers.Argon2PasswordHasher):
-    """Django's argon2id hasher (same algorithm name, same hash format) with its cost read from settings."""
+    """Django's argon2id hasher (same algorithm name, same hash format) with its cost read from settings.
 
-    @property  # type: ignore[override]
-    def time_cost(self) -> int:
+    Properties, read on every hash: Django keeps one hasher instance per process, and a cost fixed at its creation
+    would miss a settings override (the tests change the cost between two hashes)."""
+
+    @property
+    def time_cost(self) -> int:  # type: ignore[override]
         return int(settings.ARGON2_TIME_COST)
 
-    @property  # type: ignore[override]
-    def memory_cost(self) -> int:
+    @property
+    def memory_cost(self) -> int:  # type: ignore[override]
         return int(settings.ARGON2_MEMORY_KIB)
 
-    @property  # type: ignore[override]
-    def parallelism(self) -> int:
+    @property
+    def parallelism(self) -> int:  # type: ignore[override]
         return int(settings.ARGON2_PARALLELISM)
