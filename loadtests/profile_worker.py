@@ -37,6 +37,7 @@ from orders.services import LineRequest, ShippingAddress  # noqa: E402
 from shop.models import Product  # noqa: E402
 
 CPU_PROFILE = os.environ.get("PROFILE_CPU") == "1"  # cProfile on the thread's CPU clock instead of pyinstrument
+CPU_PROFILE_LINES = int(os.environ.get("PROFILE_LINES") or 60)  # how many of cProfile's functions to print
 ORDERS = int(os.environ.get("PROFILE_ORDERS") or 200)
 ADDRESS = ShippingAddress(name="Profile", line1="1 Main St", city="Berlin", postal_code="10115", country="DE")
 
@@ -91,7 +92,7 @@ def main() -> None:
         print(f"{name:40} {seconds * 1000 / len(order_ids):6.2f} ms CPU per order")
     print(f"{'all':40} {sum(totals.values()) * 1000 / len(order_ids):6.2f} ms CPU per order ({len(order_ids)} orders)")
     if CPU_PROFILE:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(CPU_PROFILE_LINES)
     else:
         print(profiler.output_text(unicode=False, color=False, show_all=False, short_mode=True))
 
