@@ -9,7 +9,8 @@ the ports named (`python -m payments.simulator --port 8251`, `python -m mail.sin
 and a Redis database of its own: the placements it makes send their Celery nudges there, and nobody consumes
 them (flush it afterwards). It places PROFILE_ORDERS orders (200) with the first load buyer, then runs what a
 worker runs for them, step by step, measuring the CPU of this thread per step, and prints one pyinstrument
-profile of the whole worker side.
+profile of the whole worker side (wall clock: it names the waits), or with PROFILE_CPU=1 cProfile on the
+thread's CPU clock (it names the work; PROFILE_LINES functions, 60).
 """
 
 from __future__ import annotations
