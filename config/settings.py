@@ -390,12 +390,11 @@ CATALOG_CACHE_MAX_ENTRIES = env_int("CATALOG_CACHE_MAX_ENTRIES", 1024, minimum=1
 
 # --- Load shedding (core/shedding.py; docs/patterns/03-capacity.md) ------------------------------------------
 # Overload: a request that waited longer than this for a worker thread is refused 503 + Retry-After at once, so
-# the queue stays short and the admitted requests keep their latency budget. 0 switches shedding off. 500 ms is
-# well over any wait below the knee and leaves the admitted request most of the load suite's 800 ms reads budget.
-# Off under test: a live stack answering a burst on a loaded CI machine is not overload; tests/capacity/
-# test_shedding.py sets its own limit, and tests/conftest.py passes "off" on to the servers tests start.
-# 250 ms: at 100 users no request waits 170 ms; past the knee the reaper's refusals wait out this limit
-# (loadtests/README.md, "Fifth pass": 500 -> 250 took the refusals' wait from p50 61 / p95 464 ms to 36 / 249).
+# the queue stays short and the admitted requests keep their latency budget. 0 switches shedding off. 250 ms is
+# over any wait below the knee (at 100 users none waits 170 ms), and past it the refusals the reaper makes wait
+# out this limit (loadtests/README.md, "Fifth pass": 500 -> 250 took their wait from p50 61 / p95 464 ms to
+# 36 / 249). Off under test: a live stack answering a burst on a loaded CI machine is not overload;
+# tests/capacity/test_shedding.py sets its own limit, and tests/conftest.py passes "off" on to the servers tests start.
 SHEDDING_MAX_QUEUE_MS = env_int("SHEDDING_MAX_QUEUE_MS", 0 if TESTING else 250, minimum=0)
 # CoDel's rule: once the queue has not been empty for SHEDDING_MAX_QUEUE_MS (overload, not a burst), a request
 # may wait only this long; the rest are refused at once instead of after the whole limit. 0 switches it off.
