@@ -469,6 +469,84 @@ def test_twin_unguarded_capture_and_cancel_leave_a_paid_order_with_its_stock_bac
     assert not provider.refunds_by_key
 
 
+# --- A cancel between the capture's read and its stamp --------------------------------------------------------
+
+
+class CancelBeforeTheStamp:
+    """`payments.services.timezone`, with one change: its first `now()`, which builds the capture's stamp right
+    before that UPDATE is sent, first lets the customer cancel the order, committed on another connection. So the
+    cancel lands exactly between the capture's read (pending) and its stamp, every time."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        self.cancelled: list[str] = []
+
+    def now(self) -> Any:
+        if not self.cancelled:
+            (outcome,) = run_concurrently(lambda index: order_cancel(order=self.order).status, 1)
+            self.cancelled.append(outcome.unwrap())
+        return timezone.now()
+
+
+def test_a_cancel_between_the_capture_read_and_its_stamp_charges_nothing(
+    alice: User,
+    product_factory: Any,
+    enqueued: dict[str, list[int]],
+    provider: simulator.ProviderState,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    product = product_factory(stock_on_hand=10)
+    order = place(alice, (product, 2), key="k")
+    clock = CancelBeforeTheStamp(order)
+    monkeypatch.setattr(payments.services, "timezone", clock)
+
+    outcome = payment_capture(order_id=order.pk)
+
+    assert clock.cancelled == [OrderStatus.CANCELLED]  # the cancel did land inside the window
+    # The stamp is conditional (still pending, order still waiting): it matched nothing, so nothing was charged.
+    assert outcome == "skipped"
+    assert payment_idempotency_key(order) not in provider.charges_by_key
+    assert Payment.objects.get(order=order).attempts == 0
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    assert stock_of(product) == 10
+    assert enqueued["refund"] == []  # nothing to give back
+
+
+def test_twin_an_unconditional_stamp_charges_the_order_the_customer_just_cancelled(
+    alice: User,
+    product_factory: Any,
+    enqueued: dict[str, list[int]],
+    provider: simulator.ProviderState,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    product = product_factory(stock_on_hand=10)
+    order = place(alice, (product, 2), key="k")
+    clock = CancelBeforeTheStamp(order)
+    monkeypatch.setattr(payments.services, "timezone", clock)
+
+    def naive_capture(order_id: int) -> str:
+        """payment_capture's read, stamp and charge, with the stamp's conditions left out."""
+        payment = Payment.objects.select_related("order").get(order_id=order_id)
+        if payment.order.status != OrderStatus.PENDING_PAYMENT or payment.status != PaymentStatus.PENDING:
+            return "skipped"
+        # Unconditional: the bug.
+        Payment.objects.filter(pk=payment.pk).update(
+            attempts=F("attempts") + 1, updated_at=payments.services.timezone.now()
+        )
+        provider_charge(
+            idempotency_key=payment.idempotency_key, amount=payment.amount, currency=payment.currency, reference="x"
+        )
+        return "charged"
+
+    outcome = naive_capture(order.pk)
+
+    # The race happened: the customer cancelled, and was charged all the same (a refund is now owed).
+    assert clock.cancelled == [OrderStatus.CANCELLED]
+    assert outcome == "charged"
+    assert provider.charges_by_key[payment_idempotency_key(order)]["times_charged"] == 1
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+
+
 # --- The payment capture task delivered twice ----------------------------------------------------------------
 
 
