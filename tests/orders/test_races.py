@@ -488,17 +488,24 @@ class CancelBeforeTheStamp:
         return timezone.now()
 
 
-def test_a_cancel_between_the_capture_read_and_its_stamp_charges_nothing(
-    alice: User,
-    product_factory: Any,
-    enqueued: dict[str, list[int]],
-    provider: simulator.ProviderState,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    product = product_factory(stock_on_hand=10)
-    order = place(alice, (product, 2), key="k")
+@pytest.fixture
+def cancel_before_the_stamp(
+    alice: User, product_factory: Any, enqueued: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> CancelBeforeTheStamp:
+    """Alice's order of 2 of a product with 10 on the shelf, and the capture's clock that cancels it in the window."""
+    order = place(alice, (product_factory(stock_on_hand=10), 2), key="k")
     clock = CancelBeforeTheStamp(order)
     monkeypatch.setattr(payments.services, "timezone", clock)
+    return clock
+
+
+def test_a_cancel_between_the_capture_read_and_its_stamp_charges_nothing(
+    cancel_before_the_stamp: CancelBeforeTheStamp,
+    enqueued: dict[str, list[int]],
+    provider: simulator.ProviderState,
+) -> None:
+    clock = cancel_before_the_stamp
+    order = clock.order
 
     outcome = payment_capture(order_id=order.pk)
 
@@ -508,21 +515,15 @@ def test_a_cancel_between_the_capture_read_and_its_stamp_charges_nothing(
     assert payment_idempotency_key(order) not in provider.charges_by_key
     assert Payment.objects.get(order=order).attempts == 0
     assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
-    assert stock_of(product) == 10
+    assert OrderLine.objects.get(order=order).product.stock_on_hand == 10  # the 2 units back on the shelf
     assert enqueued["refund"] == []  # nothing to give back
 
 
 def test_twin_an_unconditional_stamp_charges_the_order_the_customer_just_cancelled(
-    alice: User,
-    product_factory: Any,
-    enqueued: dict[str, list[int]],
-    provider: simulator.ProviderState,
-    monkeypatch: pytest.MonkeyPatch,
+    cancel_before_the_stamp: CancelBeforeTheStamp, provider: simulator.ProviderState
 ) -> None:
-    product = product_factory(stock_on_hand=10)
-    order = place(alice, (product, 2), key="k")
-    clock = CancelBeforeTheStamp(order)
-    monkeypatch.setattr(payments.services, "timezone", clock)
+    clock = cancel_before_the_stamp
+    order = clock.order
 
     def naive_capture(order_id: int) -> str:
         """payment_capture's read, stamp and charge, with the stamp's conditions left out."""
