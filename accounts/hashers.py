@@ -28,12 +28,12 @@ class Argon2PasswordHasher(hashers.Argon2PasswordHasher):
 
     @property
     def time_cost(self) -> int:  # type: ignore[override]
-        return int(settings.ARGON2_TIME_COST)
+        return settings.ARGON2_TIME_COST
 
     @property
     def memory_cost(self) -> int:  # type: ignore[override]
-        return int(settings.ARGON2_MEMORY_KIB)
+        return settings.ARGON2_MEMORY_KIB
 
     @property
     def parallelism(self) -> int:  # type: ignore[override]
-        return int(settings.ARGON2_PARALLELISM)
+        return settings.ARGON2_PARALLELISM

@@ -10,10 +10,9 @@ from __future__ import annotations
 OWASP_ARGON2ID = ((47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4), (7_168, 5))
 
 
-def argon2_refusal(*, memory_kib: int, time_cost: int, parallelism: int) -> str | None:
-    """Why production must not hash with this cost, or None when it meets a row of OWASP's table."""
-    if parallelism < 1:
-        return f"ARGON2_PARALLELISM={parallelism}: at least 1 lane"
+def argon2_refusal(*, memory_kib: int, time_cost: int) -> str | None:
+    """Why production must not hash with this cost, or None when it meets a row of OWASP's table (whose rows are
+    for one lane: more lanes over the same memory and passes are no cheaper to attack)."""
     # Cheap hashes: a stolen table would then be guessed at millions of passwords a second.
     if not any(memory_kib >= memory and time_cost >= passes for memory, passes in OWASP_ARGON2ID):
         rows = ", ".join(f"{memory} KiB x {passes}" for memory, passes in OWASP_ARGON2ID)

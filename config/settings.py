@@ -241,6 +241,11 @@ PASSWORD_HASHERS = [
 ARGON2_MEMORY_KIB = env_int("ARGON2_MEMORY_KIB", 19_456, minimum=8)
 ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 2, minimum=1)
 ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1, minimum=1)
+if ARGON2_MEMORY_KIB < 8 * ARGON2_PARALLELISM:
+    # Every sign-in a 500: argon2 needs 8 KiB per lane and would refuse each hash ("Memory cost is too small").
+    raise ImproperlyConfigured(
+        f"ARGON2_MEMORY_KIB={ARGON2_MEMORY_KIB} is below 8 KiB per lane (ARGON2_PARALLELISM={ARGON2_PARALLELISM})"
+    )
 FAST_PASSWORD_HASHER = env_bool("FAST_PASSWORD_HASHER", TESTING)
 if FAST_PASSWORD_HASHER:
     # Tests and load seeding only: argon2 is deliberately slow and this machine has two cores.
@@ -622,9 +627,7 @@ if PRODUCTION:
         )
     if FAST_PASSWORD_HASHER:
         _refusals.append("DJANGO_ENV=production refuses FAST_PASSWORD_HASHER=true (unsalted MD5 password hashes)")
-    _weak_hashes = argon2_refusal(
-        memory_kib=ARGON2_MEMORY_KIB, time_cost=ARGON2_TIME_COST, parallelism=ARGON2_PARALLELISM
-    )
+    _weak_hashes = argon2_refusal(memory_kib=ARGON2_MEMORY_KIB, time_cost=ARGON2_TIME_COST)
     if _weak_hashes:
         _refusals.append(f"DJANGO_ENV=production refuses {_weak_hashes}")
     if not AXES_ENABLED:

@@ -71,14 +71,10 @@ def measured_queue_wait_s() -> float | None:
     return getattr(_queue_wait, "seconds", None)
 
 
-def refused_at_the_door() -> bool:
-    """The server already decided to refuse this request when it arrived (a standing queue, see below)."""
-    return bool(getattr(_queue_wait, "at_door", False))
-
-
 def refused_by() -> str | None:
-    """Who refused the current request before it reached a request thread: "door" (on arrival, a standing or too
-    long queue) or "reaper" (it waited out its limit in the queue); None when a request thread took it."""
+    """The server already decided to refuse this request, before any request thread took it: "door" (on arrival:
+    a standing queue, or one predicted too long, see below) or "reaper" (it waited out its limit in the queue).
+    None: a request thread took it, and the middleware judges its wait."""
     return getattr(_queue_wait, "refused_by", None)
 
 
@@ -128,17 +124,17 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
             if self.shop_waiting == 0:
                 self.shop_empty_at = now
             max_wait_s = self._queue_limit_s(now)
-            conn.shop_at_door = max_wait_s > 0 and self.shop_waiting > 0 and self._wait_too_long(max_wait_s)
-            if not conn.shop_at_door:
+            at_door = max_wait_s > 0 and self.shop_waiting > 0 and self._wait_too_long(max_wait_s)
+            if not at_door:
                 self.shop_waiting += 1
                 # gunicorn's own enqueue_req, keeping the future so that the reaper can take the request back.
                 future = self.tpool.submit(self.handle, conn)
                 self.shop_queue[conn] = future
                 self.shop_queue_busy.set()
-        if not conn.shop_at_door:
+        if not at_door:
             future.add_done_callback(lambda done: self._request_done(conn, done))
             return
-        self._refuse(conn)
+        self._refuse(conn, by="door")
 
     def murder_keepalived(self, force: bool = False) -> None:
         """gunicorn's, except that a kept-alive connection whose client has already sent its next request is served,
@@ -171,9 +167,9 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
         if not done.cancelled():  # a cancelled one was taken back by the reaper, which answers it itself
             self.method_queue.defer(self.finish_request, conn, done)
 
-    def _refuse(self, conn: Any) -> None:
-        """Answer `conn` 503 from a refusal thread, without waiting for a request thread."""
-        conn.shop_at_door = True
+    def _refuse(self, conn: Any, *, by: str) -> None:
+        """Answer `conn` 503 from a refusal thread, without waiting for a request thread; `by` names the rule."""
+        conn.shop_refused_by = by
         refusal = self.shop_refusals.submit(self.handle, conn)
         refusal.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
@@ -187,8 +183,7 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
             self.shop_queue_busy.wait()
             time.sleep(REAP_EVERY_S)
             for conn in self._take_back_expired(time.monotonic()):
-                conn.shop_reaped = True
-                self._refuse(conn)
+                self._refuse(conn, by="reaper")
 
     def _take_back_expired(self, now: float) -> list[Any]:
         expired = []
@@ -237,11 +232,10 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
         started = time.monotonic()
         queued_at = getattr(conn, "shop_queued_at", None)
         waited = started - queued_at if queued_at is not None else None
-        at_door = getattr(conn, "shop_at_door", False)
-        by = ("reaper" if getattr(conn, "shop_reaped", False) else "door") if at_door else None
-        conn.shop_at_door = conn.shop_reaped = False  # a kept-alive connection's next request is judged afresh
+        by = getattr(conn, "shop_refused_by", None)
+        conn.shop_refused_by = None  # a kept-alive connection's next request is judged afresh
         limit_s = None
-        if not at_door and queued_at is not None:
+        if by is None and queued_at is not None:
             with self.shop_counts:
                 limit_s = self._queue_limit_s(started)  # judged before this request leaves the queue
                 self.shop_waiting -= 1
@@ -251,18 +245,16 @@ class QueueTimedThreadWorker(OneAtATimeRecycling, ThreadWorker):  # type: ignore
                     self.shop_queue_busy.clear()
                 # A standing queue: others still wait behind a request that waited this long.
                 self.shop_standing_wait_s = waited if self.shop_waiting > 0 and waited is not None else 0.0
-        _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = waited, at_door, limit_s
-        _queue_wait.refused_by = by
+        _queue_wait.seconds, _queue_wait.refused_by, _queue_wait.limit_s = waited, by, limit_s
         try:
             return super().handle(conn)
         finally:
             # A thread's next request must not inherit this one's wait.
-            _queue_wait.seconds, _queue_wait.at_door, _queue_wait.limit_s = None, False, None
-            _queue_wait.refused_by = None
+            _queue_wait.seconds, _queue_wait.refused_by, _queue_wait.limit_s = None, None, None
             if not self.alive and not self.shop_said_leaving:  # max_requests reached, or the master said stop
                 self.shop_said_leaving = True
                 self.log.info("Worker %s stops taking connections at %.6f", os.getpid(), time.time())
-            if not at_door:  # a refusal at the door held no request thread
+            if by is None:  # a refusal (at the door or after the reaper) held no request thread
                 self._note_service(time.monotonic() - started)
 
     def _note_service(self, seconds: float) -> None:
@@ -334,9 +326,10 @@ class LoadSheddingMiddleware:
             limit_s = min(self.max_wait_s, measured_queue_limit_s() or self.max_wait_s)
             # Overload: past the knee, serving a request that already waited this long only makes the next wait
             # longer; refusing it now keeps the admitted ones within budget.
-            if refused_at_the_door() or (waited is not None and waited > limit_s):
+            by = refused_by() or ("thread" if waited is not None and waited > limit_s else None)
+            if by:
                 record_shed()
                 # The access log says which rule refused it: at the door, by the reaper, or when a thread took it.
-                request.shop_shed_by = refused_by() or "thread"  # type: ignore[attr-defined]
+                request.shop_shed_by = by  # type: ignore[attr-defined]
                 return overloaded_response(request, waited_ms=(waited or 0.0) * 1000)
         return self.get_response(request)

@@ -47,6 +47,8 @@ class AccessLogMiddleware:
         metrics.record_request(route=route, method=request.method or "", status=status, duration_s=duration_s)
         queries = getattr(request, "db_queries", None)
         waited_s = measured_queue_wait_s()  # how long it waited for a thread (gunicorn's worker measured it)
+        # Only a refusal names the rule that refused it (core/shedding.py); other lines carry no such field.
+        shed = {"shed_by": request.shop_shed_by} if hasattr(request, "shop_shed_by") else {}
         access_logger().log(
             level_for_status(status),
             "request",
@@ -58,5 +60,5 @@ class AccessLogMiddleware:
             queued_ms=round(waited_s * 1000, 1) if waited_s is not None else None,
             db_queries=queries.count if queries is not None else None,
             user_id=user_id_of(request),
-            **({"shed_by": shed_by} if (shed_by := getattr(request, "shop_shed_by", None)) else {}),
+            **shed,
         )

@@ -74,6 +74,17 @@ def test_a_bad_boolean_fails_loudly():
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+def test_an_argon2_memory_too_small_for_its_lanes_fails_loudly_at_start_up_not_at_each_sign_in():
+    result = _manage("check", ARGON2_MEMORY_KIB="16", ARGON2_PARALLELISM="4")
+    assert result.returncode != 0
+    assert "ARGON2_MEMORY_KIB=16 is below 8 KiB per lane (ARGON2_PARALLELISM=4)" in result.stderr
+
+
+def test_the_same_memory_with_one_lane_starts():
+    result = _manage("check", ARGON2_MEMORY_KIB="16", ARGON2_PARALLELISM="1")
+    assert result.returncode == 0, result.stderr
+
+
 def _production(**overrides: str) -> dict[str, str]:
     """A production environment that starts; each refusal test changes one thing."""
     return production_environment(**overrides)
