@@ -7,6 +7,7 @@ real answer against the document, and that schema-valid requests are accepted an
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -15,6 +16,8 @@ import yaml
 from django.conf import settings
 from django.test import Client
 from drf_spectacular.validation import validate_schema
+
+from core.serializers import NON_BLANK_TEXT_PATTERN, PYTHON_WHITESPACE_CLASS
 
 DOCUMENT: dict[str, Any] = yaml.safe_load(Client().get("/api/v1/schema/").content)
 OPERATIONS = [
@@ -134,3 +137,16 @@ def test_the_limits_in_the_document_are_the_limits_in_the_code() -> None:
         {"required": ["shipping_address"]},
         {"required": ["note"]},
     ]
+
+
+def test_the_documented_blank_is_exactly_what_the_server_trims() -> None:
+    """A required text field is documented as "at least one character the server does not trim". The class
+    of characters in that pattern must be Python's own whitespace (DRF trims with str.strip()): with
+    ECMAScript's \\s instead, "\\u001c" was valid in the document and blank to the server."""
+    spaces = re.compile(f"[{PYTHON_WHITESPACE_CLASS}]")
+    documented = {chr(code) for code in range(0x110000) if spaces.fullmatch(chr(code))}
+    assert documented == {chr(code) for code in range(0x110000) if chr(code).isspace()}
+    for blank in ["\u001c", " \u0085 ", "\u3000", " \t"]:
+        assert not re.fullmatch(NON_BLANK_TEXT_PATTERN, blank) and not blank.strip()
+    for text in ["a", " a ", "\ufeff"]:
+        assert re.fullmatch(NON_BLANK_TEXT_PATTERN, text) and text.strip()
